@@ -1,0 +1,43 @@
+# d2d — see README.md. Every target works on a fresh Debian machine with Go.
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 30s
+BENCHTIME ?= 1s
+TESTFLAGS ?=
+
+.PHONY: all build demo test lint fuzz bench deps clean
+
+all: build
+
+build:
+	$(GO) build -o bin/d2d ./cmd/d2d
+
+## demo: the headline scenario on the embedded simulated domain (no root, no set-up).
+demo:
+	$(GO) run ./cmd/d2d demo
+
+## test: installs what the tests need when missing, then runs every test.
+test: deps lint
+	$(GO) test -count=1 -timeout 40m $(TESTFLAGS) $(PKGS)
+
+## deps: Debian and npm packages used by the interoperability tests.
+deps:
+	@scripts/deps.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@scripts/tidy-check.sh
+
+## fuzz: every fuzz target for FUZZTIME each.
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+## bench: every benchmark; results in bench/results.txt.
+bench:
+	@mkdir -p bench
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS) | tee bench/results.txt
+
+clean:
+	rm -rf bin

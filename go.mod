@@ -1,0 +1,7 @@
+module github.com/d2dmesh/d2d
+
+go 1.26.8
+
+require github.com/vishvananda/netns v0.0.5
+
+require golang.org/x/sys v0.50.0 // indirect

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs the real peers the interoperability tests talk to, when missing:
+# lldpd, tshark, yanglint, nftables, iproute2, tmux. Needs root for apt-get;
+# without root it names what is missing and fails.
+set -eu
+
+need=""
+have() { command -v "$1" >/dev/null 2>&1; }
+have lldpd    || need="$need lldpd"
+have tshark   || need="$need tshark"
+have yanglint || need="$need libyang-tools"
+have nft      || need="$need nftables"
+have ip       || need="$need iproute2"
+have tmux     || need="$need tmux"
+have ping     || need="$need iputils-ping"
+
+if [ -n "$need" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps: missing Debian packages:$need" >&2
+		echo "deps: run as root, or: apt-get install -y$need" >&2
+		exit 1
+	fi
+	echo "deps: installing$need"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	# tshark asks whether non-root users may capture; the default (no) is fine.
+	echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $need >/dev/null
+fi
