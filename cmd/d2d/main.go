@@ -118,3 +118,6 @@ func newFlags(env *cmdEnv, name string) *flag.FlagSet {
 	fs.SetOutput(env.stderr)
 	return fs
 }
+
+// usageErr returns a usage error with a message.
+func usageErr(msg string) error { return fmt.Errorf("%w: %s", errUsage, msg) }

@@ -1,0 +1,78 @@
+// Package signing provides d2d's device identities, RFC 8785 canonical
+// JSON, signed-result envelopes, crash-safe nonces and signature
+// verification, single and batched (DESIGN.md §3.3; draft-zm-rtgwg-mcp-
+// troubleshooting §5 step 3 "ed25519 signature covering the result body
+// and a monotonic nonce", §7.1 "short-lived device certificates").
+//
+// # Identities
+//
+// A domain CA (ed25519, self-signed, 10 years by default) issues each node
+// an ed25519 X.509 certificate, 24 hours by default: subject CN and the
+// only DNS SAN are the node name, the role ("device", "controller",
+// "operator") is the subject OrganizationalUnit, extended key usage is TLS
+// server and client. A certificate's thumbprint is the SHA-256 of its DER;
+// it is the key id of envelopes and what discovery advertises. Private
+// keys are stored as PEM PKCS#8 with mode 0600 and format as a redaction
+// marker.
+//
+// # Envelope
+//
+// A signed result carries, in _meta["d2d/signature"]:
+//
+//	{
+//	  "signer":    "P-2",                  node name = certificate DNS SAN
+//	  "keyId":     "<64 hex>",             SHA-256 of the certificate DER
+//	  "alg":       "ed25519",
+//	  "nonce":     4711,                   per signer, strictly increasing
+//	  "sessionId": "…",                    MCP session of the request
+//	  "timestamp": "2025-11-03T10:00:00.123456789Z",
+//	  "signature": "<base64, 64 bytes>",
+//	  "cert":      "<base64 DER>"          not signed; bound by keyId
+//	}
+//
+// The signature covers SignedBytes: the RFC 8785 canonical JSON of
+//
+//	{"argsHash":"<hex SHA-256 of canonical arguments, {} if none>",
+//	 "method":"tools/call","nonce":4711,"result":{…canonical…},
+//	 "sessionId":"…","signer":"P-2","target":"ietf-srv6-ping",
+//	 "timestamp":"2025-11-03T10:00:00.123456789Z"}
+//
+// Method, target and arguments are not repeated in the envelope: the
+// online verifier rebuilds them from its own request, so a result answering
+// any other request fails to verify. The offline verifier (reports)
+// rebuilds them from the stored evidence.
+//
+// # Nonces
+//
+// NonceSource persists a reservation high-water mark with write to a
+// temporary file, fsync, rename, fsync of the directory, before handing
+// out any number of the reserved block; after a crash it resumes above the
+// mark. Verifiers keep, per signer, the highest nonce and a bitmap of the
+// window below it (RFC 4303 §3.4.3 style) and reject a nonce already seen
+// or older than the window.
+//
+// # Verification rules: ZIP-215
+//
+// Ed25519 implementations disagree on edge cases RFC 8032 leaves loose, and
+// a batch verifier can only agree with a single verifier that uses the same
+// equation. Both paths here follow ZIP-215 (Zcash, 2020):
+//
+//   - A and R may be any encoding of a curve point, including
+//     non-canonical ones (y ≥ p, or x = 0 with the sign bit set);
+//   - S must be canonical, S < L;
+//   - k = SHA-512(R ‖ A ‖ M) over the encodings as received;
+//   - the cofactored equation [8](S·B − R − k·A) = 0 decides.
+//
+// With these rules VerifyZIP215 and VerifyBatch accept exactly the same
+// signatures, whatever the batch composition. Honest signatures (the
+// only kind d2d produces) are valid under every rule set; crypto/ed25519
+// (cofactorless, canonical encodings only) rejects some small-order edge
+// cases that ZIP-215 accepts, so it is used only as a benchmark reference.
+//
+// VerifyBatch checks [8](Σ z_i·R_i + Σ_A (Σ z_i·k_i)·A − (Σ z_i·S_i)·B) = 0
+// with random 128-bit z_i using edwards25519's multi-scalar
+// multiplication; signatures by the same key share one term and
+// decompressed keys are cached, so a domain of a few signers verifies at a
+// fraction of the one-by-one cost. On failure it falls back to one-by-one
+// checks to name the bad items.
+package signing
