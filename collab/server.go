@@ -1,0 +1,623 @@
+package collab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/d2dmesh/d2d/device"
+	"github.com/d2dmesh/d2d/internal/mcp"
+	"github.com/d2dmesh/d2d/signing"
+	"github.com/quic-go/quic-go"
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// ServerInfo is what initialize reports about this implementation.
+var ServerInfo = mcp.Implementation{Name: "d2d", Version: "0.1"}
+
+// draftInitializeResult answers the draft's mcp/initialize (draft 003
+// §5.3.1 step 2): "the responder echoes its own capability list" — here
+// the granted list, so that both sides agree on the authorised set.
+type draftInitializeResult struct {
+	ProtocolVersion string             `json:"protocolVersion"`
+	Capabilities    []string           `json:"capabilities"`
+	ServerInfo      mcp.Implementation `json:"serverInfo"`
+	Meta            map[string]any     `json:"_meta,omitempty"`
+}
+
+// serverSession is one MCP session served on one QUIC stream.
+type serverSession struct {
+	e         *Endpoint
+	closeConn func(quic.ApplicationErrorCode, string)
+	closeRead func()
+	ls        *lineStream
+	rpc       *jsonrpc2.Conn
+	peer      signing.Peer
+	log       *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+	sem    chan struct{}
+	errSem chan struct{} // bounds replyAsync
+	notes  chan note     // outgoing notifications, drained by one goroutine
+
+	mu       sync.Mutex
+	id       string
+	grant    grantSet
+	inflight map[jsonrpc2.ID]context.CancelFunc
+	subs     map[string]func()
+}
+
+type note struct {
+	method string
+	params any
+}
+
+// newServerSession serves MCP on one stream. The stream and its
+// connection are reached through plain functions so that the fuzz target
+// can drive a session from a byte slice.
+func newServerSession(e *Endpoint, st io.ReadWriteCloser, setWriteDeadline func(time.Time) error,
+	closeRead func(), closeConn func(quic.ApplicationErrorCode, string), peer signing.Peer) *serverSession {
+	ss := &serverSession{
+		e: e, closeConn: closeConn, closeRead: closeRead, peer: peer,
+		log:      e.log.With("peer", peer.Name),
+		sem:      make(chan struct{}, e.cfg.MaxConcurrentCalls),
+		errSem:   make(chan struct{}, 8),
+		notes:    make(chan note, 256),
+		inflight: map[jsonrpc2.ID]context.CancelFunc{},
+		subs:     map[string]func(){},
+	}
+	ss.ctx, ss.cancel = context.WithCancelCause(e.ctx)
+	ss.ls = newLineStream(st, e.cfg.MaxMessageBytes)
+	ss.ls.setWriteDeadline = setWriteDeadline
+	ss.ls.writeTimeout = e.cfg.CallTimeout
+	ss.ls.onTooLarge = func() {
+		// Tell the peer why before the connection goes (JSON-RPC 2.0 §5:
+		// id null when the request id could not be read).
+		b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": nil,
+			"error": mcp.Errorf(mcp.CodeTooLarge, "message over %d bytes", e.cfg.MaxMessageBytes)})
+		_ = ss.ls.writeLine(b)
+		closeConn(codeTooLarge, "message too large")
+	}
+	return ss
+}
+
+// run serves the session until the stream or the endpoint closes.
+func (ss *serverSession) run() {
+	ss.e.mu.Lock()
+	ss.e.served[ss] = struct{}{}
+	ss.e.mu.Unlock()
+	ss.rpc = jsonrpc2.NewConn(ss.ctx, ss.ls, ss, jsonrpc2.SetLogger(discardLogger{}))
+	ss.wg.Add(1)
+	go ss.notifier()
+	select {
+	case <-ss.rpc.DisconnectNotify():
+	case <-ss.ctx.Done():
+	}
+	ss.cancel(errors.New("collab: session ended"))
+	ss.rpc.Close()
+	ss.closeRead()
+	ss.mu.Lock()
+	for _, c := range ss.subs {
+		c()
+	}
+	ss.subs = nil
+	ss.mu.Unlock()
+	ss.wg.Wait()
+	ss.e.mu.Lock()
+	delete(ss.e.served, ss)
+	ss.e.mu.Unlock()
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}
+
+// notify queues a notification without blocking; when the queue is full
+// the notification is dropped (progress and change notices are hints).
+func (ss *serverSession) notify(method string, params any) {
+	select {
+	case ss.notes <- note{method, params}:
+	default:
+		ss.log.Debug("notification dropped", "method", method)
+	}
+}
+
+func (ss *serverSession) notifier() {
+	defer ss.wg.Done()
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case n := <-ss.notes:
+			if err := ss.rpc.Notify(ss.ctx, n.method, n.params); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Handle implements jsonrpc2.Handler. It runs on the read loop, so it
+// only dispatches: notifications are handled inline (they never write),
+// requests in a goroutine bounded by MaxConcurrentCalls.
+func (ss *serverSession) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
+	if req.Notif {
+		ss.handleNotification(req)
+		return
+	}
+	select {
+	case ss.sem <- struct{}{}:
+	default:
+		ss.replyAsync(conn, req, nil, mcp.Errorf(mcp.CodeRateLimited, "more than %d concurrent requests", cap(ss.sem)))
+		return
+	}
+	ctx, cancel := context.WithCancel(ss.ctx)
+	ss.mu.Lock()
+	ss.inflight[req.ID] = cancel
+	ss.mu.Unlock()
+	ss.wg.Add(1)
+	go func() {
+		defer ss.wg.Done()
+		defer func() { <-ss.sem }()
+		defer func() {
+			ss.mu.Lock()
+			delete(ss.inflight, req.ID)
+			ss.mu.Unlock()
+			cancel()
+		}()
+		start := time.Now()
+		target, result, err := ss.dispatch(ctx, req)
+		ss.reply(conn, req, result, err)
+		ss.audit(req.Method, target, err, start)
+	}()
+}
+
+// replyAsync sends an error reply without blocking the read loop; it is
+// bounded like a request so a flood cannot spawn unbounded goroutines:
+// beyond the limit, the reply is dropped and the peer's call times out.
+func (ss *serverSession) replyAsync(conn *jsonrpc2.Conn, req *jsonrpc2.Request, result any, err error) {
+	select {
+	case ss.errSem <- struct{}{}:
+	default:
+		return
+	}
+	ss.wg.Add(1)
+	go func() {
+		defer ss.wg.Done()
+		defer func() { <-ss.errSem }()
+		ss.reply(conn, req, result, err)
+	}()
+}
+
+// reply uses the conn jsonrpc2 handed to Handle: ss.rpc may not be set
+// yet when the first request arrives.
+func (ss *serverSession) reply(conn *jsonrpc2.Conn, req *jsonrpc2.Request, result any, err error) {
+	if err == nil {
+		var b []byte
+		b, err = json.Marshal(result)
+		if err == nil && len(b)+128 > ss.e.cfg.MaxMessageBytes {
+			err = mcp.Errorf(mcp.CodeTooLarge, "result of %d bytes over the %d byte limit", len(b), ss.e.cfg.MaxMessageBytes)
+		}
+		if err == nil {
+			raw := json.RawMessage(b)
+			if rerr := conn.Reply(ss.ctx, req.ID, &raw); rerr != nil {
+				ss.log.Debug("reply failed", "err", rerr)
+			}
+			return
+		}
+	}
+	if rerr := conn.ReplyWithError(ss.ctx, req.ID, toRPCError(err)); rerr != nil {
+		ss.log.Debug("reply failed", "err", rerr)
+	}
+}
+
+func (ss *serverSession) audit(method, target string, err error, start time.Time) {
+	if ss.e.cfg.Audit == nil {
+		return
+	}
+	r := AuditRecord{Time: start, Direction: "in", SessionID: ss.sessionID(), Peer: ss.peer.Name,
+		Method: method, Target: target, Elapsed: time.Since(start)}
+	if err != nil {
+		r.Code = toRPCError(err).Code
+		r.Error = err.Error()
+	}
+	ss.e.cfg.Audit(r)
+}
+
+func (ss *serverSession) sessionID() string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.id
+}
+
+func (ss *serverSession) handleNotification(req *jsonrpc2.Request) {
+	switch req.Method {
+	case mcp.NotifyCancelled:
+		var p struct {
+			RequestID jsonrpc2.ID `json:"requestId"`
+		}
+		if req.Params == nil || json.Unmarshal(*req.Params, &p) != nil {
+			return
+		}
+		ss.mu.Lock()
+		cancel := ss.inflight[p.RequestID]
+		ss.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	case mcp.NotifyInitialized:
+	default:
+		// Unknown notifications are ignored (JSON-RPC 2.0 §4.1).
+	}
+}
+
+func params[T any](req *jsonrpc2.Request) (T, error) {
+	var v T
+	if req.Params == nil {
+		return v, nil
+	}
+	if err := json.Unmarshal(*req.Params, &v); err != nil {
+		return v, mcp.Errorf(mcp.CodeInvalidParams, "invalid params for %s: %v", req.Method, err)
+	}
+	return v, nil
+}
+
+// dispatch serves one request and returns the target (for the audit
+// record), the result and an error.
+func (ss *serverSession) dispatch(ctx context.Context, req *jsonrpc2.Request) (string, any, error) {
+	switch req.Method {
+	case mcp.MethodInitialize:
+		r, err := ss.initialize(req)
+		return "", r, err
+	case mcp.MethodDraftInitialize:
+		r, err := ss.draftInitialize(req)
+		return "", r, err
+	case mcp.MethodPing:
+		return "", struct{}{}, nil
+	}
+	ss.mu.Lock()
+	g := ss.grant
+	ss.mu.Unlock()
+	if g == nil {
+		return "", nil, mcp.Errorf(mcp.CodeNotInitialized, "%s before initialize", req.Method)
+	}
+	prov := ss.e.cfg.Provider
+	switch req.Method {
+	case mcp.MethodToolsList:
+		var tools []mcp.Tool
+		for _, t := range prov.ListTools(g) {
+			if c, ok := prov.Capability(mcp.MethodToolsCall, t.Name); ok && g[c] {
+				tools = append(tools, t)
+			}
+		}
+		if tools == nil {
+			tools = []mcp.Tool{}
+		}
+		return "", mcp.ListToolsResult{Tools: tools}, nil
+	case mcp.MethodToolsCall:
+		p, err := params[mcp.CallToolParams](req)
+		if err != nil {
+			return "", nil, err
+		}
+		r, err := ss.callTool(ctx, g, p)
+		return p.Name, r, err
+	case mcp.MethodResourcesList:
+		var res []mcp.Resource
+		for _, r := range prov.ListResources(g) {
+			if c, ok := prov.Capability(mcp.MethodResourcesRead, r.URI); ok && g[c] {
+				res = append(res, r)
+			}
+		}
+		if res == nil {
+			res = []mcp.Resource{}
+		}
+		return "", mcp.ListResourcesResult{Resources: res}, nil
+	case mcp.MethodResourcesRead:
+		p, err := params[mcp.ReadResourceParams](req)
+		if err != nil {
+			return "", nil, err
+		}
+		r, err := ss.readResource(ctx, g, p, req.Params)
+		return p.URI, r, err
+	case mcp.MethodResourcesSubscribe:
+		p, err := params[mcp.ReadResourceParams](req)
+		if err != nil {
+			return "", nil, err
+		}
+		r, err := ss.subscribe(g, p.URI)
+		return p.URI, r, err
+	case mcp.MethodResourcesUnsub:
+		p, err := params[mcp.ReadResourceParams](req)
+		if err != nil {
+			return "", nil, err
+		}
+		ss.mu.Lock()
+		if c := ss.subs[p.URI]; c != nil {
+			c()
+			delete(ss.subs, p.URI)
+		}
+		ss.mu.Unlock()
+		return p.URI, struct{}{}, nil
+	case mcp.MethodPromptsList:
+		ps := prov.ListPrompts(g)
+		ps = slices.DeleteFunc(ps, func(p mcp.Prompt) bool {
+			c, ok := prov.Capability(mcp.MethodPromptsGet, p.Name)
+			return ok && !g[c]
+		})
+		if ps == nil {
+			ps = []mcp.Prompt{}
+		}
+		return "", mcp.ListPromptsResult{Prompts: ps}, nil
+	case mcp.MethodPromptsGet:
+		p, err := params[mcp.GetPromptParams](req)
+		if err != nil {
+			return "", nil, err
+		}
+		// A prompt the provider maps to a capability needs it granted;
+		// others are plain text templates and carry no device access.
+		if c, ok := prov.Capability(mcp.MethodPromptsGet, p.Name); ok && !g[c] {
+			return p.Name, nil, notGranted(c)
+		}
+		r, err := prov.GetPrompt(ctx, p.Name, p.Arguments)
+		return p.Name, r, providerError(err)
+	}
+	return "", nil, mcp.Errorf(mcp.CodeMethodNotFound, "method %q not found", req.Method)
+}
+
+func notGranted(capability string) error {
+	return mcp.Errorf(mcp.CodeNotGranted, "capability %q not granted to this session", capability)
+}
+
+// providerError maps a provider error to an MCP error.
+func providerError(err error) error {
+	var me *mcp.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &me):
+		return me
+	case errors.Is(err, device.ErrUnknownInterface), errors.Is(err, device.ErrUnknownSID),
+		errors.Is(err, device.ErrUnknownACL), errors.Is(err, device.ErrUnknownPeer),
+		errors.Is(err, device.ErrUnsupported):
+		return mcp.Errorf(mcp.CodeInvalidParams, "%v", err)
+	case errors.Is(err, context.Canceled):
+		return mcp.Errorf(mcp.CodeInternalError, "cancelled")
+	}
+	return mcp.Errorf(mcp.CodeInternalError, "%v", err)
+}
+
+func (ss *serverSession) initialize(req *jsonrpc2.Request) (any, error) {
+	p, err := params[mcp.InitializeParams](req)
+	if err != nil {
+		return nil, err
+	}
+	var d2d mcp.D2DCapabilities
+	if raw, ok := p.Capabilities.Experimental[mcp.D2DCapabilityKey]; ok {
+		if err := json.Unmarshal(raw, &d2d); err != nil {
+			return nil, mcp.Errorf(mcp.CodeInvalidParams, "capabilities.experimental.d2d: %v", err)
+		}
+	}
+	id, g, err := ss.negotiate(d2d.Requested)
+	if err != nil {
+		return nil, err
+	}
+	offered := ss.e.cfg.Provider.Offered()
+	caps, _ := json.Marshal(mcp.D2DCapabilities{Granted: g.list(), Offered: offered, Node: ss.e.cfg.Identity.Name})
+	return mcp.InitializeResult{
+		ProtocolVersion: pickVersion(p.ProtocolVersion),
+		Capabilities: mcp.ServerCapabilities{
+			Tools:        &mcp.ListChanged{},
+			Resources:    &mcp.ResourcesCapability{Subscribe: true},
+			Prompts:      &mcp.ListChanged{},
+			Experimental: map[string]json.RawMessage{mcp.D2DCapabilityKey: caps},
+		},
+		ServerInfo: ServerInfo,
+		Meta:       map[string]any{SessionMetaKey: id},
+	}, nil
+}
+
+func (ss *serverSession) draftInitialize(req *jsonrpc2.Request) (any, error) {
+	p, err := params[mcp.DraftInitializeParams](req)
+	if err != nil {
+		return nil, err
+	}
+	id, g, err := ss.negotiate(p.Capabilities)
+	if err != nil {
+		return nil, err
+	}
+	return draftInitializeResult{
+		ProtocolVersion: pickVersion(p.ProtocolVersion),
+		Capabilities:    g.list(),
+		ServerInfo:      ServerInfo,
+		Meta:            map[string]any{SessionMetaKey: id},
+	}, nil
+}
+
+// negotiate fixes the session's grant: requested ∩ offered ∩ policy(peer)
+// (DESIGN.md §3.2). A session is initialized once.
+func (ss *serverSession) negotiate(requested []string) (string, grantSet, error) {
+	g := negotiate(requested, ss.e.cfg.Provider.Offered(), ss.e.cfg.Policy.Allowed(ss.peer))
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.grant != nil {
+		return "", nil, mcp.Errorf(mcp.CodeInvalidRequest, "session already initialized")
+	}
+	ss.id = newSessionID()
+	ss.grant = g
+	ss.log.Debug("session initialized", "session", ss.id, "granted", g.list())
+	return ss.id, g, nil
+}
+
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func pickVersion(v string) string {
+	if slices.Contains(mcp.ProtocolVersions, v) {
+		return v
+	}
+	return mcp.ProtocolVersions[0]
+}
+
+func (ss *serverSession) callTool(ctx context.Context, g grantSet, p mcp.CallToolParams) (any, error) {
+	prov := ss.e.cfg.Provider
+	c, ok := prov.Capability(mcp.MethodToolsCall, p.Name)
+	if !ok {
+		return nil, mcp.Errorf(mcp.CodeInvalidParams, "unknown tool %q", p.Name)
+	}
+	if !g[c] {
+		return nil, notGranted(c)
+	}
+	treq := device.ToolRequest{Name: p.Name, Arguments: p.Arguments, Caller: ss.peer.Name}
+	if p.Meta != nil {
+		treq.Consent = p.Meta.Consent
+		if tok := p.Meta.ProgressToken; tok != nil {
+			treq.Progress = func(done, total float64, msg string) {
+				ss.notify(mcp.NotifyProgress, mcp.ProgressParams{ProgressToken: tok, Progress: done, Total: total, Message: msg})
+			}
+		}
+	}
+	res, err := prov.CallTool(ctx, treq)
+	if err != nil {
+		return nil, providerError(err)
+	}
+	return ss.e.signResult(res, mcp.MethodToolsCall, p.Name, p.Arguments, ss.sessionID())
+}
+
+func (ss *serverSession) readResource(ctx context.Context, g grantSet, p mcp.ReadResourceParams, raw *json.RawMessage) (any, error) {
+	prov := ss.e.cfg.Provider
+	c, ok := prov.Capability(mcp.MethodResourcesRead, p.URI)
+	if !ok {
+		return nil, mcp.Errorf(mcp.CodeResourceNotFound, "unknown resource %q", p.URI)
+	}
+	if !g[c] {
+		return nil, notGranted(c)
+	}
+	res, err := prov.ReadResource(ctx, p.URI)
+	if err != nil {
+		return nil, providerError(err)
+	}
+	args, err := stripMeta(*raw)
+	if err != nil {
+		return nil, mcp.Errorf(mcp.CodeInvalidParams, "%v", err)
+	}
+	return ss.e.signResult(res, mcp.MethodResourcesRead, p.URI, args, ss.sessionID())
+}
+
+func (ss *serverSession) subscribe(g grantSet, uri string) (any, error) {
+	prov := ss.e.cfg.Provider
+	c, ok := prov.Capability(mcp.MethodResourcesRead, uri)
+	if !ok {
+		return nil, mcp.Errorf(mcp.CodeResourceNotFound, "unknown resource %q", uri)
+	}
+	if !g[c] {
+		return nil, notGranted(c)
+	}
+	ss.mu.Lock()
+	_, dup := ss.subs[uri]
+	ss.mu.Unlock()
+	if dup {
+		return mcp.SubscribeResult{SubscriptionID: uri}, nil
+	}
+	cancel, err := prov.Subscribe(ss.ctx, uri, func(cid string) {
+		ss.notify(mcp.NotifyResourcesUpdated, mcp.ResourceUpdatedParams{URI: uri, ContentID: cid})
+	})
+	if err != nil {
+		return nil, providerError(err)
+	}
+	ss.mu.Lock()
+	if ss.subs == nil { // session ended meanwhile
+		ss.mu.Unlock()
+		cancel()
+		return nil, mcp.Errorf(mcp.CodeInternalError, "session closed")
+	}
+	ss.subs[uri] = cancel
+	ss.mu.Unlock()
+	return mcp.SubscribeResult{SubscriptionID: uri}, nil
+}
+
+// signResult signs result (without its _meta) for the binding and returns
+// the reply object with the envelope in _meta[mcp.SignatureMetaKey]
+// (DESIGN.md §3.3).
+func (e *Endpoint) signResult(result any, method, target string, args json.RawMessage, session string) (json.RawMessage, error) {
+	body, _, err := e.signedBody(result, method, target, args, session)
+	return body, err
+}
+
+// signedBody returns the reply JSON with the envelope added, the signed
+// result bytes and the envelope's error.
+func (e *Endpoint) signedBody(result any, method, target string, args json.RawMessage, session string) (json.RawMessage, signedParts, error) {
+	raw, err := json.Marshal(result)
+	if err != nil {
+		return nil, signedParts{}, fmt.Errorf("collab: encode result: %w", err)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, signedParts{}, fmt.Errorf("collab: result is not an object: %w", err)
+	}
+	meta := map[string]json.RawMessage{}
+	if m, ok := obj["_meta"]; ok {
+		_ = json.Unmarshal(m, &meta)
+		delete(obj, "_meta")
+	}
+	signed, err := json.Marshal(obj)
+	if err != nil {
+		return nil, signedParts{}, err
+	}
+	h, err := signing.HashArgs(orEmpty(args))
+	if err != nil {
+		return nil, signedParts{}, mcp.Errorf(mcp.CodeInvalidParams, "arguments: %v", err)
+	}
+	env, err := e.cfg.Signer.SignResult(signed, signing.Binding{Method: method, Target: target, ArgsHash: h, SessionID: session})
+	if err != nil {
+		return nil, signedParts{}, fmt.Errorf("collab: sign: %w", err)
+	}
+	envJSON, err := json.Marshal(env)
+	if err != nil {
+		return nil, signedParts{}, err
+	}
+	if meta == nil {
+		meta = map[string]json.RawMessage{}
+	}
+	meta[mcp.SignatureMetaKey] = envJSON
+	mb, _ := json.Marshal(meta)
+	obj["_meta"] = mb
+	body, err := json.Marshal(obj)
+	return body, signedParts{result: signed, env: env}, err
+}
+
+type signedParts struct {
+	result json.RawMessage
+	env    signing.Envelope
+}
+
+func orEmpty(args json.RawMessage) json.RawMessage {
+	if len(args) == 0 || string(args) == "null" {
+		return json.RawMessage("{}")
+	}
+	return args
+}
+
+// stripMeta removes a top-level "_meta" member from a JSON object.
+func stripMeta(raw json.RawMessage) (json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("collab: not a JSON object: %w", err)
+	}
+	if _, ok := obj["_meta"]; !ok {
+		return raw, nil
+	}
+	delete(obj, "_meta")
+	return json.Marshal(obj)
+}
