@@ -182,6 +182,12 @@ func ProposedRollback(m *Mitigation, def int) int {
 	return def
 }
 
+// Call runs one tool on node (this node or a member) with an optional
+// consent object and returns the verified result.
+func (w *Workflow) Call(ctx context.Context, node, tool string, args, consent json.RawMessage) (json.RawMessage, error) {
+	return w.call(ctx, node, mcp.MethodToolsCall, tool, args, consent, Plan{})
+}
+
 // call runs one tool locally or on a peer, with an optional consent.
 func (w *Workflow) call(ctx context.Context, node, method, target string, args, consent json.RawMessage, plan Plan) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)

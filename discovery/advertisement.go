@@ -206,3 +206,23 @@ func (a *Advertisement) UnmarshalBinary(b []byte) error {
 	*a = out
 	return nil
 }
+
+// splitBlock cuts a sub-TLV block into pieces ending on sub-TLV
+// boundaries, the first at most first bytes and the others at most rest
+// bytes, so that a block too large for one LLDP organisationally specific
+// TLV or IS-IS GENINFO TLV continues in the next. rest must hold the
+// largest sub-TLV (2+MaxStringLen bytes); the first piece may be empty
+// when its room is smaller than the first sub-TLV.
+func splitBlock(block []byte, first, rest int) [][]byte {
+	out := [][]byte{}
+	limit, start := first, 0
+	for i := 0; i < len(block); {
+		next := i + 2 + int(block[i+1])
+		if next-start > limit {
+			out = append(out, block[start:i])
+			start, limit = i, rest
+		}
+		i = next
+	}
+	return append(out, block[start:])
+}
