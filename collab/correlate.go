@@ -845,10 +845,21 @@ func (f *facts) fallback() report.Hypothesis {
 			refs = appendRef(refs, p.ref)
 		}
 	}
-	if len(f.untrusted) > 0 || len(checked) == 0 {
+	// A probe that failed leaves part of the path unmeasured: saying "no
+	// fault" then would be a guess.
+	var probeFailed []string
+	for _, p := range f.probes {
+		if p.failed != "" {
+			probeFailed = append(probeFailed, fmt.Sprintf("probe %s->%s (%s)", p.node, p.to, p.failed))
+		}
+	}
+	if len(f.untrusted) > 0 || len(checked) == 0 || len(probeFailed) > 0 {
 		why := "no results"
-		if len(f.untrusted) > 0 {
+		switch {
+		case len(f.untrusted) > 0:
 			why = f.untrustedList() + " untrusted"
+		case len(probeFailed) > 0:
+			why = strings.Join(probeFailed, ", ") + " failed"
 		}
 		s := "inconclusive: " + why
 		if len(checked) > 0 {

@@ -125,7 +125,14 @@ func New(ctx context.Context, cfg Config, opt Options) (a *Agent, err error) {
 	if a.store, err = report.OpenStore(filepath.Join(cfg.StateDir, "reports"), report.StoreConfig{Logger: opt.Logger}); err != nil {
 		return nil, err
 	}
-	if a.audit, err = report.OpenAudit(filepath.Join(cfg.StateDir, "audit.jsonl"), report.AuditConfig{Logger: opt.Logger}); err != nil {
+	if a.audit, err = report.OpenAudit(filepath.Join(cfg.StateDir, "audit.jsonl"), report.AuditConfig{
+		Identity: a.id,
+		// Every record is written at once, so a crashed agent loses none;
+		// only a power loss can take up to 31 records not yet synced. One
+		// fsync per record would cost more than the call it records.
+		SyncEvery: 32,
+		Logger:    opt.Logger,
+	}); err != nil {
 		return nil, err
 	}
 
@@ -158,7 +165,16 @@ func New(ctx context.Context, cfg Config, opt Options) (a *Agent, err error) {
 		a.link = opt.Link
 		members = a.domain
 	}
+	var llm *collab.LLM
+	if cfg.LLM.URL != "" {
+		// Off by default; when configured it may plan free text and
+		// phrase summaries, never decide the hypothesis (draft 003 §7.3).
+		if llm, err = collab.NewLLM(collab.LLMConfig{URL: cfg.LLM.URL, Model: cfg.LLM.Model, APIKey: cfg.LLM.APIKey}); err != nil {
+			return nil, err
+		}
+	}
 	a.workflow, err = collab.NewWorkflow(collab.WorkflowConfig{
+		LLM:             llm,
 		Node:            cfg.Node,
 		Endpoint:        a.endpoint,
 		Identity:        a.id,

@@ -337,6 +337,10 @@ func (u *termUI) Ask(q string) bool {
 	old := "d2d> "
 	u.t.SetPrompt(q)
 	defer u.t.SetPrompt(old)
+	// A y/n answer is not an intent: keep it out of the history.
+	h := u.t.History
+	u.t.History = noHistory{}
+	defer func() { u.t.History = h }()
 	ans, err := u.t.ReadLine()
 	if err != nil {
 		return false
@@ -351,6 +355,13 @@ func (u *termUI) JSON(v any) error {
 	_, err = fmt.Fprintf(u.t, "%s\n", b)
 	return err
 }
+
+// noHistory records nothing.
+type noHistory struct{}
+
+func (noHistory) Add(string)    {}
+func (noHistory) Len() int      { return 0 }
+func (noHistory) At(int) string { panic("node: empty history") }
 
 // lineUI reads lines from a pipe; prompts are printed only when asked to.
 type lineUI struct {
