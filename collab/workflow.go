@@ -411,7 +411,7 @@ func (r *run) progress(s Step) device.Progress {
 		defer mu.Unlock()
 		if total > 0 {
 			q := float64(int(4 * done / total))
-			if q == last {
+			if q == last || q == 0 {
 				return
 			}
 			last = q
