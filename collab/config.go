@@ -1,6 +1,7 @@
 package collab
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -75,8 +76,29 @@ type Config struct {
 	// Logger receives debug and warning logs. If nil, logs are discarded.
 	Logger *slog.Logger
 	// Audit, if set, is called once per request served or sent, after the
-	// response (draft 003 §7.4). It must not block.
+	// response (draft 003 §7.4), refused requests included. It must not
+	// block.
 	Audit func(AuditRecord)
+
+	// RateLimit is the sustained requests per second one peer (by
+	// certificate name, over all its sessions) may send; excess requests
+	// fail with mcp.CodeRateLimited. If zero, no limit: MaxConcurrentCalls
+	// already bounds the load of one session, and the agent sets a limit
+	// of its own (package node).
+	RateLimit float64
+	// RateBurst is the bucket size of RateLimit. If zero, 2×RateLimit.
+	RateBurst int
+	// Tokens, if set, returns the capability token (signing.Token JSON) to
+	// present to a peer in initialize (draft 003 §7.2), nil for none.
+	Tokens func(peer string) json.RawMessage
+	// Inventory, if set, pins the tools of every peer: each new session
+	// lists the peer's tools (signed) and fails with *InventoryError when
+	// a tool changed or shadows another device's tool.
+	Inventory *Inventory
+	// Now is the clock of token checks and rate limits. If nil, time.Now.
+	Now func() time.Time
+
+	limiter *rateLimiter
 }
 
 // AuditRecord describes one JSON-RPC exchange for the audit trail.
@@ -136,6 +158,10 @@ func (c *Config) populate() error {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c.Logger = c.Logger.With("component", "collab", "node", c.Identity.Name)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.limiter = newRateLimiter(c.RateLimit, c.RateBurst, c.Now)
 	return nil
 }
 

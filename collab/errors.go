@@ -107,6 +107,10 @@ func (e *RemoteError) Unwrap() []error {
 		errs = append(errs, ErrTooLarge)
 	case mcp.CodeNotInitialized:
 		errs = append(errs, ErrNotInitialized)
+	case mcp.CodeUnauthorized:
+		errs = append(errs, ErrUnauthorized)
+	case mcp.CodeRateLimited:
+		errs = append(errs, ErrRateLimited)
 	}
 	return errs
 }
@@ -119,6 +123,7 @@ func (e *RemoteError) Unwrap() []error {
 func UntrustedReason(err error) string {
 	var tlsErr *TLSError
 	var sigErr *SignatureError
+	var invErr *InventoryError
 	switch {
 	case err == nil:
 		return ""
@@ -136,6 +141,8 @@ func UntrustedReason(err error) string {
 		return "timeout"
 	case errors.Is(err, ErrPeerGone):
 		return "peer gone"
+	case errors.As(err, &invErr):
+		return invErr.Reason()
 	}
 	return ""
 }

@@ -53,6 +53,7 @@ type serverSession struct {
 	mu       sync.Mutex
 	id       string
 	grant    grantSet
+	token    *sessionToken // verified initialize token, nil if none
 	inflight map[jsonrpc2.ID]context.CancelFunc
 	subs     map[string]func()
 }
@@ -86,6 +87,7 @@ func newServerSession(e *Endpoint, st io.ReadWriteCloser, setWriteDeadline func(
 		b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": nil,
 			"error": mcp.Errorf(mcp.CodeTooLarge, "message over %d bytes", e.cfg.MaxMessageBytes)})
 		_ = ss.ls.writeLine(b)
+		ss.auditRefused("", mcp.Errorf(mcp.CodeTooLarge, "message over %d bytes", e.cfg.MaxMessageBytes))
 		closeConn(codeTooLarge, "message too large")
 	}
 	return ss
@@ -154,10 +156,19 @@ func (ss *serverSession) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jso
 		ss.handleNotification(req)
 		return
 	}
+	// Per-peer rate limit (draft 003 §7), before any work is done.
+	if !ss.e.cfg.limiter.allow(ss.peer.Name) {
+		err := mcp.Errorf(mcp.CodeRateLimited, "rate limit of %g requests/s for peer %s exceeded", ss.e.cfg.RateLimit, ss.peer.Name)
+		ss.replyAsync(conn, req, nil, err)
+		ss.auditRefusedReq(req, err)
+		return
+	}
 	select {
 	case ss.sem <- struct{}{}:
 	default:
-		ss.replyAsync(conn, req, nil, mcp.Errorf(mcp.CodeRateLimited, "more than %d concurrent requests", cap(ss.sem)))
+		err := mcp.Errorf(mcp.CodeRateLimited, "more than %d concurrent requests", cap(ss.sem))
+		ss.replyAsync(conn, req, nil, err)
+		ss.auditRefusedReq(req, err)
 		return
 	}
 	ctx, cancel := context.WithCancel(ss.ctx)
@@ -302,7 +313,11 @@ func (ss *serverSession) dispatch(ctx context.Context, req *jsonrpc2.Request) (s
 		if tools == nil {
 			tools = []mcp.Tool{}
 		}
-		return "", mcp.ListToolsResult{Tools: tools}, nil
+		// Signed so that callers can pin the inventory (draft-yang-nmrg-
+		// mcp-nm-02 §4, tool shadowing); bound to method tools/list, no
+		// target, arguments {}.
+		r, err := ss.e.signResult(mcp.ListToolsResult{Tools: tools}, mcp.MethodToolsList, "", nil, ss.sessionID())
+		return "", r, err
 	case mcp.MethodToolsCall:
 		p, err := params[mcp.CallToolParams](req)
 		if err != nil {
@@ -312,8 +327,10 @@ func (ss *serverSession) dispatch(ctx context.Context, req *jsonrpc2.Request) (s
 		return p.Name, r, err
 	case mcp.MethodResourcesList:
 		var res []mcp.Resource
-		for _, r := range prov.ListResources(g) {
-			if c, ok := prov.Capability(mcp.MethodResourcesRead, r.URI); ok && g[c] {
+		// device.AllowAll: the provider lists everything and the session's
+		// grant, token scopes included, filters (draft 003 §7.2).
+		for _, r := range prov.ListResources(device.AllowAll{}) {
+			if c, ok := prov.Capability(mcp.MethodResourcesRead, r.URI); ok && ss.allows(c, r.URI, nil) == nil {
 				res = append(res, r)
 			}
 		}
@@ -406,7 +423,15 @@ func (ss *serverSession) initialize(req *jsonrpc2.Request) (any, error) {
 			return nil, mcp.Errorf(mcp.CodeInvalidParams, "capabilities.experimental.d2d: %v", err)
 		}
 	}
-	id, g, err := ss.negotiate(d2d.Requested)
+	var tok *signing.Token
+	if len(d2d.Token) > 0 && string(d2d.Token) != "null" {
+		t, err := ss.e.verifyToken(d2d.Token, ss.peer)
+		if err != nil {
+			return nil, err
+		}
+		tok = t
+	}
+	id, g, err := ss.negotiateWith(d2d.Requested, tok)
 	if err != nil {
 		return nil, err
 	}
@@ -445,7 +470,30 @@ func (ss *serverSession) draftInitialize(req *jsonrpc2.Request) (any, error) {
 // negotiate fixes the session's grant: requested ∩ offered ∩ policy(peer)
 // (DESIGN.md §3.2). A session is initialized once.
 func (ss *serverSession) negotiate(requested []string) (string, grantSet, error) {
-	g := negotiate(requested, ss.e.cfg.Provider.Offered(), ss.e.cfg.Policy.Allowed(ss.peer))
+	return ss.negotiateWith(requested, nil)
+}
+
+// negotiateWith is negotiate with a verified capability token, whose
+// scopes widen the policy: requested ∩ offered ∩ (policy(peer) ∪ scopes)
+// (draft 003 §7.2). privacy:3 is granted only when the policy names it or
+// the token scopes it, never through a wildcard.
+func (ss *serverSession) negotiateWith(requested []string, tok *signing.Token) (string, grantSet, error) {
+	offered := ss.e.cfg.Provider.Offered()
+	allowed := ss.e.cfg.Policy.Allowed(ss.peer)
+	g := negotiate(requested, offered, allowed)
+	if slices.Contains(requested, device.CapPrivacy3) && slices.Contains(allowed, device.CapPrivacy3) {
+		g[device.CapPrivacy3] = true
+	}
+	var st *sessionToken
+	if tok != nil {
+		st = &sessionToken{tok: tok, added: map[string]bool{}}
+		for _, c := range tokenGrant(tok, requested, offered) {
+			if !g[c] {
+				g[c] = true
+				st.added[c] = true
+			}
+		}
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.grant != nil {
@@ -453,6 +501,7 @@ func (ss *serverSession) negotiate(requested []string) (string, grantSet, error)
 	}
 	ss.id = newSessionID()
 	ss.grant = g
+	ss.token = st
 	ss.log.Debug("session initialized", "session", ss.id, "granted", g.list())
 	return ss.id, g, nil
 }
@@ -476,8 +525,12 @@ func (ss *serverSession) callTool(ctx context.Context, g grantSet, p mcp.CallToo
 	if !ok {
 		return nil, mcp.Errorf(mcp.CodeInvalidParams, "unknown tool %q", p.Name)
 	}
-	if !g[c] {
-		return nil, notGranted(c)
+	var callTok json.RawMessage
+	if p.Meta != nil {
+		callTok = p.Meta.Token
+	}
+	if err := ss.allows(c, "", callTok); err != nil {
+		return nil, err
 	}
 	treq := device.ToolRequest{Name: p.Name, Arguments: p.Arguments, Caller: ss.peer.Name}
 	if p.Meta != nil {
@@ -492,7 +545,16 @@ func (ss *serverSession) callTool(ctx context.Context, g grantSet, p mcp.CallToo
 	if err != nil {
 		return nil, providerError(err)
 	}
-	return ss.e.signResult(res, mcp.MethodToolsCall, p.Name, p.Arguments, ss.sessionID())
+	var out any = res
+	// A resource that carries its own signatures (a stored report) cannot
+	// be redacted without breaking them; its evidence was redacted when it
+	// was gathered, under the grant of whoever gathered it.
+	if signed, _ := res.Meta[mcp.SignedArtifactMetaKey].(bool); !signed && !ss.privacy3(callTok) {
+		if out, err = redactResult(res); err != nil {
+			return nil, providerError(err)
+		}
+	}
+	return ss.e.signResult(out, mcp.MethodToolsCall, p.Name, p.Arguments, ss.sessionID())
 }
 
 func (ss *serverSession) readResource(ctx context.Context, g grantSet, p mcp.ReadResourceParams, raw *json.RawMessage) (any, error) {
@@ -501,18 +563,31 @@ func (ss *serverSession) readResource(ctx context.Context, g grantSet, p mcp.Rea
 	if !ok {
 		return nil, mcp.Errorf(mcp.CodeResourceNotFound, "unknown resource %q", p.URI)
 	}
-	if !g[c] {
-		return nil, notGranted(c)
+	var callTok json.RawMessage
+	if p.Meta != nil {
+		callTok = p.Meta.Token
+	}
+	if err := ss.allows(c, p.URI, callTok); err != nil {
+		return nil, err
 	}
 	res, err := prov.ReadResource(ctx, p.URI)
 	if err != nil {
 		return nil, providerError(err)
 	}
+	var out any = res
+	// A resource that carries its own signatures (a stored report) cannot
+	// be redacted without breaking them; its evidence was redacted when it
+	// was gathered, under the grant of whoever gathered it.
+	if signed, _ := res.Meta[mcp.SignedArtifactMetaKey].(bool); !signed && !ss.privacy3(callTok) {
+		if out, err = redactResult(res); err != nil {
+			return nil, providerError(err)
+		}
+	}
 	args, err := stripMeta(*raw)
 	if err != nil {
 		return nil, mcp.Errorf(mcp.CodeInvalidParams, "%v", err)
 	}
-	return ss.e.signResult(res, mcp.MethodResourcesRead, p.URI, args, ss.sessionID())
+	return ss.e.signResult(out, mcp.MethodResourcesRead, p.URI, args, ss.sessionID())
 }
 
 func (ss *serverSession) subscribe(g grantSet, uri string) (any, error) {
@@ -521,8 +596,8 @@ func (ss *serverSession) subscribe(g grantSet, uri string) (any, error) {
 	if !ok {
 		return nil, mcp.Errorf(mcp.CodeResourceNotFound, "unknown resource %q", uri)
 	}
-	if !g[c] {
-		return nil, notGranted(c)
+	if err := ss.allows(c, uri, nil); err != nil {
+		return nil, err
 	}
 	ss.mu.Lock()
 	_, dup := ss.subs[uri]

@@ -117,6 +117,14 @@ func (e *Endpoint) dial(ctx context.Context, p Peer, requested []string, draft b
 		s.Close()
 		return nil, err
 	}
+	if e.cfg.Inventory != nil {
+		// Pin the peer's signed tool inventory before trusting any of its
+		// results (draft-yang-nmrg-mcp-nm-02 §4).
+		if _, err := s.ListTools(hctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	e.log.Debug("session up", "peer", p.String(), "session", s.id, "granted", s.granted)
 	return s, nil
 }
@@ -162,7 +170,11 @@ func (s *Session) initialize(ctx context.Context, draft bool) error {
 		s.granted = r.Capabilities
 		s.id, _ = r.Meta[SessionMetaKey].(string)
 	} else {
-		caps, _ := json.Marshal(mcp.D2DCapabilities{Requested: s.requested, Node: s.e.cfg.Identity.Name})
+		req := mcp.D2DCapabilities{Requested: s.requested, Node: s.e.cfg.Identity.Name}
+		if s.e.cfg.Tokens != nil {
+			req.Token = s.e.cfg.Tokens(s.peer.Name) // draft 003 §7.2
+		}
+		caps, _ := json.Marshal(req)
 		raw, err := s.call(ctx, mcp.MethodInitialize, mcp.InitializeParams{
 			ProtocolVersion: mcp.LatestProtocolVersion,
 			Capabilities:    mcp.ClientCapabilities{Experimental: map[string]json.RawMessage{mcp.D2DCapabilityKey: caps}},
@@ -435,11 +447,26 @@ func (s *Session) Ping(ctx context.Context) error {
 	return err
 }
 
-// ListTools returns the tools the session may call.
+// ListTools returns the tools the session may call. The list must carry
+// the callee's signature for this session; with Config.Inventory set it
+// must also pass the inventory checks (*InventoryError otherwise).
 func (s *Session) ListTools(ctx context.Context) ([]mcp.Tool, error) {
-	var r mcp.ListToolsResult
-	if err := s.callInto(ctx, mcp.MethodToolsList, mcp.ListParams{}, &r); err != nil {
+	raw, err := s.call(ctx, mcp.MethodToolsList, mcp.ListParams{})
+	if err != nil {
 		return nil, err
+	}
+	if _, err := s.verify(raw, mcp.MethodToolsList, "", json.RawMessage("{}")); err != nil {
+		return nil, err
+	}
+	var r mcp.ListToolsResult
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("collab: %s tools/list: malformed result: %w", s.peer, err)
+	}
+	if inv := s.e.cfg.Inventory; inv != nil {
+		if err := inv.Check(s.remote.Name, r.Tools); err != nil {
+			s.auditInventory(err)
+			return nil, err
+		}
 	}
 	return r.Tools, nil
 }
@@ -490,6 +517,9 @@ type CallOptions struct {
 	// Consent is the signed consent object for a mutating tool (draft 003
 	// §7.1), sent in _meta["d2d/consent"].
 	Consent json.RawMessage
+	// Token is a capability token for this call only (draft 003 §7.2),
+	// sent in _meta["d2d/token"].
+	Token json.RawMessage
 }
 
 // CallTool calls a tool on the peer and returns the verified evidence and
@@ -498,8 +528,8 @@ type CallOptions struct {
 func (s *Session) CallTool(ctx context.Context, name string, args json.RawMessage, opt CallOptions) (signing.Evidence, *mcp.CallToolResult, error) {
 	args = orEmpty(args)
 	p := mcp.CallToolParams{Name: name, Arguments: args}
-	if opt.Progress != nil || len(opt.Consent) > 0 {
-		p.Meta = &mcp.RequestMeta{Consent: opt.Consent}
+	if opt.Progress != nil || len(opt.Consent) > 0 || len(opt.Token) > 0 {
+		p.Meta = &mcp.RequestMeta{Consent: opt.Consent, Token: opt.Token}
 	}
 	if opt.Progress != nil {
 		tok := "p" + strconv.FormatUint(s.nextID.Add(1), 10)
@@ -517,7 +547,7 @@ func (s *Session) CallTool(ctx context.Context, name string, args json.RawMessag
 	if err != nil {
 		return signing.Evidence{}, nil, err
 	}
-	ev, err := s.verify(raw, mcp.MethodToolsCall, name, args)
+	ev, err := s.verifyFor(ctx, raw, mcp.MethodToolsCall, name, args)
 	if err != nil {
 		return signing.Evidence{}, nil, err
 	}
@@ -537,7 +567,7 @@ func (s *Session) ReadResource(ctx context.Context, uri string) (signing.Evidenc
 	if err != nil {
 		return signing.Evidence{}, nil, err
 	}
-	ev, err := s.verify(raw, mcp.MethodResourcesRead, uri, args)
+	ev, err := s.verifyFor(ctx, raw, mcp.MethodResourcesRead, uri, args)
 	if err != nil {
 		return signing.Evidence{}, nil, err
 	}
@@ -551,6 +581,12 @@ func (s *Session) ReadResource(ctx context.Context, uri string) (signing.Evidenc
 // verify checks a signed result against the caller's own request binding
 // and the session's peer, and returns it as evidence.
 func (s *Session) verify(raw json.RawMessage, method, target string, args json.RawMessage) (signing.Evidence, error) {
+	return s.verifyFor(context.Background(), raw, method, target, args)
+}
+
+// verifyFor is verify for a call made under ctx: in a fan-out the
+// signature is checked in the fan-out's batch (Endpoint.verifyResult).
+func (s *Session) verifyFor(ctx context.Context, raw json.RawMessage, method, target string, args json.RawMessage) (signing.Evidence, error) {
 	bad := func(err error) (signing.Evidence, error) {
 		return signing.Evidence{}, &SignatureError{Peer: s.peer.String(), Method: method, Target: target, Err: err}
 	}
@@ -579,7 +615,7 @@ func (s *Session) verify(raw json.RawMessage, method, target string, args json.R
 	if err != nil {
 		return bad(err)
 	}
-	p, err := s.e.cfg.Verifier.VerifyResult(signed, signing.Binding{Method: method, Target: target, ArgsHash: h, SessionID: s.id}, env)
+	p, err := s.e.verifyResult(ctx, signed, signing.Binding{Method: method, Target: target, ArgsHash: h, SessionID: s.id}, env)
 	if err != nil {
 		return bad(err)
 	}

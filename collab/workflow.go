@@ -44,6 +44,18 @@ type WorkflowConfig struct {
 	// A failed push is not an error: the report stays on the box until
 	// pulled (draft 003 §5.3.1 step 5).
 	Push func(ctx context.Context, r *report.Report) error
+	// Fallback, if set, runs a step on a member this node could not
+	// reach or authenticate (a time-out or an authentication failure),
+	// through the controller (draft 003 §5.3.1 Failure Handling: "falls
+	// back to controller-based polling if available"). It returns the
+	// member's own signed result, verified by the caller; the workflow
+	// records it with Via "controller" and sends the member's further
+	// steps, and the undo of its temporary state, the same way.
+	Fallback func(ctx context.Context, m Member, s Step) (signing.Evidence, error)
+	// Via labels evidence from remote calls. If empty, "d2d"; a
+	// controller running intents against devices (draft 003 §4) sets
+	// "controller".
+	Via string
 	// CallTimeout bounds each call. If zero, 15s.
 	CallTimeout time.Duration
 	// ProbeCount is the probes per measurement. If zero, 100.
@@ -67,6 +79,9 @@ func (c *WorkflowConfig) populate() error {
 	}
 	if c.CallTimeout == 0 {
 		c.CallTimeout = 15 * time.Second
+	}
+	if c.Via == "" {
+		c.Via = "d2d"
 	}
 	if c.ProbeCount == 0 {
 		c.ProbeCount = 100
@@ -209,7 +224,7 @@ func (w *Workflow) RunIntent(ctx context.Context, in Intent, events func(Event))
 	if err != nil {
 		return nil, err
 	}
-	run := &run{w: w, plan: plan, members: members, events: events, untrusted: map[string]string{}, status: map[string]string{}, evRef: map[string]string{}}
+	run := &run{w: w, plan: plan, members: members, events: events, untrusted: map[string]string{}, status: map[string]string{}, evRef: map[string]string{}, viaController: map[string]string{}}
 	// Temporary state (counter baselines) is undone whatever happens,
 	// also when ctx is cancelled: the undo gets its own deadline.
 	defer run.undo(context.WithoutCancel(ctx))
@@ -322,6 +337,9 @@ type run struct {
 	evRef     map[string]string // step id → evidence ref
 	undos     []undoItem
 	undone    bool
+	// viaController holds the members reached through Fallback, with
+	// the reason the direct session failed.
+	viaController map[string]string
 }
 
 type undoItem struct {
@@ -379,6 +397,14 @@ func (r *run) phase(ctx context.Context, steps []Step) {
 			continue
 		}
 		r.events(Event{Kind: "step", Node: s.Node, Step: s.ID, Message: s.Purpose})
+		if reason, ok := r.fallbackReason(s.Node); ok {
+			wg.Add(1)
+			go func(s Step) {
+				defer wg.Done()
+				r.fallback(ctx, m, s, reason)
+			}(s)
+			continue
+		}
 		calls = append(calls, Call{Peer: m.Peer, Method: s.Method, Target: s.Target, Arguments: s.Arguments, Capabilities: r.capsFor(s.Node), Timeout: r.w.cfg.CallTimeout, Progress: r.progress(s)})
 		remote = append(remote, s)
 	}
@@ -387,6 +413,13 @@ func (r *run) phase(ctx context.Context, steps []Step) {
 		for i, o := range outs {
 			s := remote[i]
 			switch {
+			case o.Untrusted != "" && r.w.cfg.Fallback != nil:
+				r.setFallback(s.Node, o.Untrusted)
+				wg.Add(1)
+				go func(s Step, reason string) {
+					defer wg.Done()
+					r.fallback(ctx, r.members[s.Node], s, reason)
+				}(s, o.Untrusted)
 			case o.Untrusted != "":
 				r.markUntrusted(s.Node, o.Untrusted)
 				r.record(s, Observation{Step: s, Untrusted: o.Untrusted}, nil, "untrusted: "+o.Untrusted)
@@ -394,12 +427,44 @@ func (r *run) phase(ctx context.Context, steps []Step) {
 				r.record(s, Observation{Step: s, Err: o.Err.Error()}, nil, "failed: "+o.Err.Error())
 			default:
 				ev := *o.Evidence
-				ev.Via = "d2d"
+				ev.Via = r.w.cfg.Via
 				r.record(s, Observation{Step: s, Result: ev.Result}, &ev, "ok")
 			}
 		}
 	}
 	wg.Wait()
+}
+
+func (r *run) fallbackReason(node string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reason, ok := r.viaController[node]
+	return reason, ok
+}
+
+func (r *run) setFallback(node, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.viaController[node]; !ok {
+		r.viaController[node] = reason
+		r.events(Event{Kind: "step", Node: node, Message: "unreachable directly (" + reason + "): asking the controller to poll it"})
+	}
+}
+
+// fallback runs s on m through the controller. The member counts as
+// untrusted only if the controller cannot reach it either.
+func (r *run) fallback(ctx context.Context, m Member, s Step, reason string) {
+	cctx, cancel := context.WithTimeout(ctx, r.w.cfg.CallTimeout)
+	ev, err := r.w.cfg.Fallback(cctx, m, s)
+	cancel()
+	if err != nil {
+		why := reason + "; controller fallback failed: " + err.Error()
+		r.markUntrusted(s.Node, why)
+		r.record(s, Observation{Step: s, Untrusted: why}, nil, "untrusted: "+why)
+		return
+	}
+	ev.Via = "controller"
+	r.record(s, Observation{Step: s, Result: ev.Result}, &ev, "ok via controller (direct: "+reason+")")
 }
 
 func (r *run) progress(s Step) device.Progress {
@@ -489,6 +554,9 @@ func (r *run) undo(ctx context.Context) {
 		var err error
 		if u.node == r.w.cfg.Node {
 			_, err = r.w.cfg.Endpoint.Local(cctx, mcp.MethodToolsCall, "restore-counters", args, nil)
+		} else if _, via := r.fallbackReason(u.node); via {
+			_, err = r.w.cfg.Fallback(cctx, r.members[u.node], Step{Node: u.node, Method: mcp.MethodToolsCall, Target: ToolRestoreCounters,
+				Arguments: args, Capability: CapabilityFor(ToolRestoreCounters)})
 		} else {
 			outs := r.w.cfg.Endpoint.FanOut(cctx, []Call{{Peer: r.members[u.node].Peer, Method: mcp.MethodToolsCall, Target: "restore-counters", Arguments: args, Capabilities: r.capsFor(u.node), Timeout: r.w.cfg.CallTimeout}})
 			err = outs[0].Err

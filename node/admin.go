@@ -38,6 +38,8 @@ type Request struct {
 	RollbackSeconds int `json:"rollbackSeconds,omitempty"`
 	// Change is the change id (ops "confirm" and "rollback").
 	Change string `json:"change,omitempty"`
+	// MCP is {method, params} of op "mcp" (d2d mcp, see mcp_source.go).
+	MCP json.RawMessage `json:"mcp,omitempty"`
 }
 
 // Event is one message from the agent.
@@ -55,6 +57,9 @@ type Event struct {
 	// Change is set on the final event of "mitigate", "confirm" and "rollback".
 	Change *ChangeResult `json:"change,omitempty"`
 	Error  string        `json:"error,omitempty"`
+	// MCP is the result of op "mcp"; Code the MCP error code of its failure.
+	MCP  json.RawMessage `json:"mcp,omitempty"`
+	Code int64           `json:"code,omitempty"`
 }
 
 // IntentResult is the answer to an intent.
@@ -210,6 +215,7 @@ func (s *adminServer) handle(c *net.UnixConn) {
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
+	ctx = context.WithValue(ctx, mcpSessionKey{}, "mcp:"+randomHex(8)) // op "mcp" audit session
 	// Closing the connection cancels what it started: a shell that goes
 	// away must not leave a workflow running.
 	go func() {
@@ -278,8 +284,15 @@ func (s *adminServer) do(ctx context.Context, op Operator, req Request, send fun
 			return
 		}
 		send(Event{ID: req.ID, Kind: "result", Change: ch})
+	case "mcp":
+		ms, ok := s.sh.(mcpShell)
+		if !ok {
+			fail(errors.New("node: this agent does not serve op mcp"))
+			return
+		}
+		s.doMCP(ctx, ms.mcpSourceFor(ctx), req, send)
 	default:
-		fail(fmt.Errorf("node: unknown op %q (want intent, mitigate, confirm, rollback or ping)", req.Op))
+		fail(fmt.Errorf("node: unknown op %q (want intent, mitigate, confirm, rollback, mcp or ping)", req.Op))
 	}
 }
 

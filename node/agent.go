@@ -147,18 +147,26 @@ func New(ctx context.Context, cfg Config, opt Options) (a *Agent, err error) {
 		Trust:       a.trust,
 		Signer:      signer,
 		Verifier:    verifier,
-		Provider:    a.registry,
+		Provider:    withReportTools{Provider: a.registry, store: a.store},
 		Policy:      policyFrom(cfg.Policy, a.registry),
 		ListenAddr:  cfg.Listen,
 		PacketConn:  opt.PacketConn,
 		CallTimeout: cfg.CallTimeout,
 		Logger:      opt.Logger,
 		Audit:       a.auditRecord,
+		// Draft 003 §7: per-peer rate limit and pinned tool inventories.
+		RateLimit: peerRateLimit,
+		Inventory: a.inventory(),
+		Tokens:    a.capabilityToken,
 	})
 	if err != nil {
 		return nil, err
 	}
 
+	push, fallback, err := a.controllerHooks(verifier)
+	if err != nil {
+		return nil, err
+	}
 	members := opt.Members
 	if members == nil {
 		a.members = opt.Membership
@@ -180,7 +188,8 @@ func New(ctx context.Context, cfg Config, opt Options) (a *Agent, err error) {
 		Identity:        a.id,
 		Members:         members,
 		Store:           a.store,
-		Push:            opt.Push,
+		Push:            push,
+		Fallback:        fallback,
 		CallTimeout:     cfg.CallTimeout,
 		ProbeCount:      cfg.ProbeCount,
 		RollbackSeconds: cfg.RollbackSeconds,

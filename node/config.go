@@ -41,7 +41,12 @@ type Config struct {
 	Policy    PolicyConfig    `yaml:"policy"`
 
 	// Controller, if set, is where reports are pushed and who may poll
-	// peers on this node's behalf ("name@host:port").
+	// peers on this node's behalf ("name@host:port", optionally
+	// "=thumbprint"; `d2d controller serve` listens on 9515). Every
+	// stored or updated report is pushed (tool report-push) and, once
+	// accepted, marked pulled; when the controller is unreachable the
+	// report stays until `d2d controller pull`. A peer that times out or
+	// fails authentication is polled through it (tool poll).
 	Controller string `yaml:"controller"`
 	// CallTimeout bounds each remote call. If zero, 15s: a 100-probe SRv6
 	// ping at the default 10 ms interval needs about 1 s, the rest is slack
@@ -111,6 +116,9 @@ type PolicyConfig struct {
 	// read-only capability (no mutating tool).
 	Default []string `yaml:"default"`
 	// ByRole and ByNode override Default for a certificate role or node.
+	// Without a by_role entry "controller", a controller's certificate
+	// gets the read-only capabilities plus ietf-mcp-report,
+	// report-mark-pulled and privacy:3 (see policyFrom).
 	ByRole map[string][]string `yaml:"by_role"`
 	ByNode map[string][]string `yaml:"by_node"`
 }

@@ -46,5 +46,8 @@ func (s *reportResources) Read(_ context.Context, uri string) (*mcp.ReadResource
 	if err != nil {
 		return nil, true, mcp.Errorf(mcp.CodeResourceNotFound, "report %q: %v", id, err)
 	}
-	return &mcp.ReadResourceResult{Contents: []mcp.ResourceContents{{URI: uri, MimeType: "application/json", Text: string(b)}}}, true, nil
+	return &mcp.ReadResourceResult{
+		Contents: []mcp.ResourceContents{{URI: uri, MimeType: "application/json", Text: string(b)}},
+		Meta:     map[string]any{mcp.SignedArtifactMetaKey: true},
+	}, true, nil
 }

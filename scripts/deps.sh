@@ -28,3 +28,18 @@ if [ -n "$need" ]; then
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $need >/dev/null
 fi
+
+# npm packages, project-local in .cache/npm (git-ignored): the MCP
+# inspector's CLI mode is an MCP client nobody here wrote, used by the
+# d2d mcp interoperability test.
+npmdir=.cache/npm
+if [ ! -x "$npmdir/node_modules/.bin/mcp-inspector" ]; then
+	if ! have npm; then
+		echo "deps: npm missing: apt-get install -y nodejs npm" >&2
+		exit 1
+	fi
+	echo "deps: installing @modelcontextprotocol/inspector into $npmdir"
+	mkdir -p "$npmdir"
+	[ -f "$npmdir/package.json" ] || echo '{"private":true}' >"$npmdir/package.json"
+	npm install --prefix "$npmdir" --no-audit --no-fund --loglevel=error @modelcontextprotocol/inspector@2.12.0 >/dev/null
+fi

@@ -233,7 +233,7 @@ func genItems(t testing.TB, n, signers int) []signing.BatchItem {
 // crypto/ed25519, for these honestly generated keys) rejects.
 func TestBatchAgreesWithSingle(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, tc := range []struct{ n, signers int }{{1, 1}, {2, 2}, {16, 3}, {64, 64}, {100, 7}} {
+	for _, tc := range []struct{ n, signers int }{{1, 1}, {2, 2}, {16, 3}, {64, 64}, {100, 7}, {256, 256}} {
 		t.Run(fmt.Sprintf("n=%d/signers=%d", tc.n, tc.signers), func(t *testing.T) {
 			if bad := signing.VerifyBatch(genItems(t, tc.n, tc.signers)); bad != nil {
 				t.Fatalf("valid batch: bad %v", bad)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/d2dmesh/d2d/collab"
 	"github.com/d2dmesh/d2d/discovery"
+	"github.com/d2dmesh/d2d/internal/memnet"
 	agent "github.com/d2dmesh/d2d/node"
 	"github.com/d2dmesh/d2d/signing"
 )
@@ -45,8 +46,21 @@ type DomainConfig struct {
 	CallTimeout time.Duration
 	// RollbackSeconds of mitigations. If zero, the agent's default.
 	RollbackSeconds int
-	Logger          *slog.Logger
+	// Transport carries the agents' QUIC sessions and gossip:
+	// "quic-loopback" (default) gives every agent real UDP sockets on
+	// 127.0.0.1; "memory" gives every agent a made-up address on one
+	// in-memory datagram network (internal/memnet) and membership an
+	// in-memory transport, so that a thousand agents run the very same
+	// QUIC, TLS and JSON-RPC code without a thousand kernel sockets.
+	Transport string
+	Logger    *slog.Logger
 }
+
+// Transports of DomainConfig.Transport.
+const (
+	TransportLoopback = "quic-loopback"
+	TransportMemory   = "memory"
+)
 
 // Domain is a running in-process domain.
 type Domain struct {
@@ -56,6 +70,8 @@ type Domain struct {
 
 	cfg     DomainConfig
 	tmp     bool
+	packets *memnet.Network       // TransportMemory only
+	gossip  *discovery.MemNetwork // TransportMemory only
 	mu      sync.Mutex
 	agents  map[string]*agent.Agent
 	cancels map[string]context.CancelFunc
@@ -74,6 +90,12 @@ func StartDomain(ctx context.Context, cfg DomainConfig) (d *Domain, err error) {
 	if cfg.Discovery != "membership" && cfg.Discovery != "static" {
 		return nil, fmt.Errorf("simulate: discovery %q (want membership or static)", cfg.Discovery)
 	}
+	if cfg.Transport == "" {
+		cfg.Transport = TransportLoopback
+	}
+	if cfg.Transport != TransportLoopback && cfg.Transport != TransportMemory {
+		return nil, fmt.Errorf("simulate: transport %q (want %s or %s)", cfg.Transport, TransportLoopback, TransportMemory)
+	}
 	if cfg.CallTimeout == 0 {
 		cfg.CallTimeout = 5 * time.Second
 	}
@@ -85,6 +107,10 @@ func StartDomain(ctx context.Context, cfg DomainConfig) (d *Domain, err error) {
 		return nil, err
 	}
 	d = &Domain{Network: network, cfg: cfg, Dir: cfg.Dir, agents: map[string]*agent.Agent{}, cancels: map[string]context.CancelFunc{}}
+	if cfg.Transport == TransportMemory {
+		d.packets = memnet.New(memnet.Config{Seed: uint64(cfg.Seed)})
+		d.gossip = discovery.NewMemNetwork()
+	}
 	if d.Dir == "" {
 		if d.Dir, err = os.MkdirTemp("", "d2d-domain-"); err != nil {
 			return nil, fmt.Errorf("simulate: %w", err)
@@ -140,6 +166,13 @@ func (d *Domain) startAgent(ctx context.Context, name string, trust *signing.Tru
 		Trust:    trust,
 		Logger:   d.cfg.Logger,
 	}
+	if d.packets != nil {
+		pc, err := d.packets.Listen(netip.AddrPort{})
+		if err != nil {
+			return fmt.Errorf("simulate: agent %s: %w", name, err)
+		}
+		opt.PacketConn = pc
+	}
 	if d.cfg.Discovery == "static" {
 		opt.Members = d.staticMembers(name)
 	} else {
@@ -147,6 +180,16 @@ func (d *Domain) startAgent(ctx context.Context, name string, trust *signing.Tru
 			GossipBind: netip.MustParseAddrPort("127.0.0.1:0"),
 			Profile:    discovery.ProfileLocal,
 			Seeds:      d.neighbourSeeds(name),
+		}
+		if d.gossip != nil {
+			tr, err := d.gossip.NewTransport(netip.AddrPort{})
+			if err != nil {
+				if opt.PacketConn != nil {
+					_ = opt.PacketConn.Close()
+				}
+				return fmt.Errorf("simulate: agent %s: %w", name, err)
+			}
+			opt.Discovery.GossipTransport = tr
 		}
 	}
 	a, err := agent.New(ctx, cfg, opt)
@@ -219,6 +262,26 @@ func (d *Domain) staticMembers(self string) func() []collab.Member {
 		return out
 	}
 }
+
+// ListenPacket opens a datagram socket on the domain's transport, for a
+// party outside the domain that must reach the agents the way they reach
+// each other (a controller): a loopback UDP socket, or a new address on
+// the in-memory network.
+func (d *Domain) ListenPacket(ctx context.Context) (net.PacketConn, error) {
+	if d.packets != nil {
+		return d.packets.Listen(netip.AddrPort{})
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	return pc, nil
+}
+
+// PacketNetwork is the in-memory datagram network of a TransportMemory
+// domain (nil otherwise), to impair paths with.
+func (d *Domain) PacketNetwork() *memnet.Network { return d.packets }
 
 // Agent returns the named agent, nil if unknown or stopped.
 func (d *Domain) Agent(name string) *agent.Agent {

@@ -216,6 +216,11 @@ type CallToolResult struct {
 // (DESIGN.md §3.3).
 const SignatureMetaKey = "d2d/signature"
 
+// SignedArtifactMetaKey marks, in a resources/read result's _meta, content
+// that carries its own signatures (a stored report): it is served
+// verbatim, never redacted, since any change would break them.
+const SignedArtifactMetaKey = "d2d/signed-artifact"
+
 // Resource describes one resource in resources/list.
 type Resource struct {
 	URI         string         `json:"uri"`
