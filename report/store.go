@@ -281,21 +281,11 @@ func (s *Store) checkWritable() error {
 // runs first: Put fails with ErrFull when only unpulled reports younger
 // than MaxAge would have to go.
 func (s *Store) Put(r *Report) error {
-	if err := r.checkSelf(); err != nil {
-		return err
-	}
-	b, err := Encode(r)
+	b, err := s.encodeLocked(r)
 	if err != nil {
 		return err
 	}
-	if len(b) > MaxReportSize {
-		return ErrTooLarge
-	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkWritable(); err != nil {
-		return err
-	}
 	if s.cfg.Now().Sub(r.Created) > s.cfg.MaxAge {
 		return fmt.Errorf("%w: created %s", ErrExpired, r.Created.Format(time.RFC3339))
 	}
@@ -320,6 +310,28 @@ func (s *Store) Put(r *Report) error {
 	return nil
 }
 
+// encodeLocked checks that r is signed by its creator and encodes it,
+// then takes the store's lock, which the caller releases; on error the
+// lock is not held.
+func (s *Store) encodeLocked(r *Report) ([]byte, error) {
+	if err := r.checkSelf(); err != nil {
+		return nil, err
+	}
+	b, err := Encode(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxReportSize {
+		return nil, ErrTooLarge
+	}
+	s.mu.Lock()
+	if err := s.checkWritable(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	return b, nil
+}
+
 // Update replaces a stored report by a newer signed version of itself:
 // the same id and creator, re-signed after consented actions were added
 // (draft 003 §5.3.1 step 5 happens before the operator's consent in step
@@ -327,21 +339,11 @@ func (s *Store) Put(r *Report) error {
 // first version pulls the final one too. The new file replaces the old
 // one atomically: a crash leaves one version or the other, never a mix.
 func (s *Store) Update(r *Report) error {
-	if err := r.checkSelf(); err != nil {
-		return err
-	}
-	b, err := Encode(r)
+	b, err := s.encodeLocked(r)
 	if err != nil {
 		return err
 	}
-	if len(b) > MaxReportSize {
-		return ErrTooLarge
-	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkWritable(); err != nil {
-		return err
-	}
 	e, ok := s.index[r.ID]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNotFound, r.ID)
