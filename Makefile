@@ -5,7 +5,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 TESTFLAGS ?=
 
-.PHONY: all build demo test lint fuzz bench deps clean
+.PHONY: all build demo test lint fuzz bench bench-table deps clean
 
 all: build
 
@@ -34,10 +34,14 @@ lint:
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
 
-## bench: every benchmark; results in bench/results.txt.
+## bench: every benchmark (scale ones once, the rest for BENCHTIME each);
+## results in bench/results.json, bench/results.md, bench/*.svg (see BENCHMARKS.md).
 bench:
-	@mkdir -p bench
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS) | tee bench/results.txt
+	@GO=$(GO) scripts/bench.sh $(BENCHTIME)
+
+## bench-table: the README's performance table, bench/README-table.md, from bench/results.json.
+bench-table:
+	$(GO) run ./bench/benchreport -table -out bench -readme README.md
 
 clean:
 	rm -rf bin

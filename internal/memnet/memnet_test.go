@@ -119,3 +119,70 @@ func TestImpairment(t *testing.T) {
 		t.Errorf("after removing the impairment: %v", err)
 	}
 }
+
+func TestImpairedSocket(t *testing.T) {
+	var lc net.ListenConfig
+	raw, err := lc.ListenPacket(t.Context(), "udp", "127.0.0.1:0")
+	if err != nil {
+		t.Skipf("no loopback UDP: %v", err)
+	}
+	peer, err := lc.ListenPacket(t.Context(), "udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c := memnet.Impaired(raw, memnet.Impairment{Delay: 10 * time.Millisecond, Loss: 0.5}, 1)
+	const sent = 200
+	for range sent {
+		_, _ = c.WriteTo([]byte{1}, peer.LocalAddr())
+	}
+	got := 0
+	buf := make([]byte, 8)
+	_ = peer.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		if _, _, err := peer.ReadFrom(buf); err != nil {
+			break
+		}
+		got++
+		_ = peer.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	}
+	// 200 draws at p=0.5: outside [50,150] has probability far below 1e-9.
+	if got < 50 || got > 150 {
+		t.Errorf("%d of %d datagrams left through 50%% loss", got, sent)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ReadFrom(buf); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("read after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestImpairedDeadlineWakesReader: quic-go unblocks its reader by setting
+// a past deadline before it closes the socket; a reader that slept
+// through it would hang the close.
+func TestImpairedDeadlineWakesReader(t *testing.T) {
+	var lc net.ListenConfig
+	raw, err := lc.ListenPacket(t.Context(), "udp", "127.0.0.1:0")
+	if err != nil {
+		t.Skipf("no loopback UDP: %v", err)
+	}
+	c := memnet.Impaired(raw, memnet.Impairment{Delay: time.Millisecond}, 1)
+	defer c.Close()
+	done := make(chan error)
+	go func() {
+		_, _, err := c.ReadFrom(make([]byte, 8))
+		done <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	_ = c.SetReadDeadline(time.Now())
+	select {
+	case err := <-done:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("woken read: %v, want a timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a past deadline did not wake the reader")
+	}
+}
