@@ -84,7 +84,7 @@ func Listen(ctx context.Context, cfg Config) (*Endpoint, error) {
 	e := &Endpoint{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		tr:       &quic.Transport{Conn: pc},
+		tr:       &quic.Transport{Conn: tolerateLocalDrops(pc)},
 		sessions: map[string]*Session{},
 		dialing:  map[string]*dialAttempt{},
 		retired:  map[*Session]struct{}{},
