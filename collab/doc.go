@@ -59,5 +59,26 @@
 // and per message write. Every wait of a caller is bounded by its context
 // or CallTimeout, so a slow, silent or hostile peer cannot hang it;
 // cancelling a call sends notifications/cancelled, which cancels the
-// Provider's context on the callee.
+// Provider's context on the callee. A send that local netfilter refuses
+// (EPERM, an egress ACL on the box itself) counts as a lost datagram, not
+// as a dead session.
+//
+// # The troubleshooting workflow
+//
+// ParseIntent turns the operator's text into an Intent over the domain's
+// node names (unknown text gets the closest known forms as suggestions,
+// never a guess). BuildPlan turns it into phased Steps: counter baselines
+// (temporary state, always undone), probes from every path node, then
+// counters and resources. Workflow runs the phases — local steps against
+// the node's own Provider, remote ones in one FanOut — verifies every
+// result, and hands the Observations to Correlate, whose data-driven rules
+// (loss localisation, ACL drop, interface errors, missing SID, link down,
+// one-sided session) rank the hypotheses. The best one and the evidence go
+// into a signed report (package report), stored and pushed. A proposed
+// mitigation runs only through Workflow.Mitigate with a consent object the
+// node signs for the authenticated operator (draft 003 §7.1); the device
+// arms a rollback timer, the workflow re-probes, and Confirm or Rollback
+// settle it, each step recorded in the re-signed report. An optional LLM
+// may plan free text and phrase the summary; the structured hypothesis
+// always comes from the rules.
 package collab

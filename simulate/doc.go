@@ -43,4 +43,18 @@
 // SessionDown) and returns its undo. ParseFault reads the command-line
 // form, e.g. "acl-drop:PE-1:2001:P-2:0.03" or "link-loss:P-2:PE-3:5%";
 // its doc gives the grammar.
+//
+// # Domains, the demo, labs and scale
+//
+// StartDomain runs one real agent (package node) per topology node in this
+// process, each with its own certificate, D2D endpoint and admin socket,
+// over loopback QUIC or an in-memory datagram network
+// (DomainConfig.Transport), with gossip membership joined through topology
+// neighbours or a static member list. Demo drives the headline scenario
+// through a node's chat shell. LabUp runs containerlab topology files on
+// the real kernel: one network namespace per node, veth pairs per link, the
+// nodes' exec commands, and a real `d2d agent` process per node with the
+// Linux backend. The scale harness (scale.go) generates line, ring,
+// leaf-spine and random topologies and measures time to a verified report
+// and D2D against controller polling.
 package simulate
