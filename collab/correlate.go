@@ -134,7 +134,9 @@ type probe struct {
 // lossy and total say nothing of a failed probe: a call that failed
 // measured nothing (only ruleMissingSID reads its error).
 func (p probe) lossy() bool { return p.failed == "" && p.res.LossPercent > LossThreshold }
-func (p probe) total() bool { return p.failed == "" && p.res.Sent > 0 && p.res.Received == 0 }
+func (p probe) total() bool {
+	return p.failed == "" && p.res.Received == 0 && (p.res.Sent > 0 || p.res.Error != "")
+}
 func (p probe) loss() float64 {
 	if p.failed != "" {
 		return 100
@@ -187,6 +189,15 @@ func digest(p Plan, obs []Observation) *facts {
 				pr.failed = err.Error()
 			} else if json.Unmarshal(body, &pr.res) != nil {
 				pr.failed = "unreadable probe result"
+			} else if pr.res.Sent == 0 {
+				// Nothing could be sent. With a reason (no route to the
+				// first segment) that is total loss from this node, which
+				// is a finding; without one it is no measurement at all.
+				if pr.res.Error != "" {
+					pr.res.LossPercent = 100
+				} else {
+					pr.failed = "no probe sent"
+				}
 			}
 			f.probes = append(f.probes, pr)
 			continue

@@ -169,6 +169,20 @@ func TestCorrelate(t *testing.T) {
 			wantSays: []string{"link PE-1-P-2 down"},
 		},
 		{
+			// On a real kernel a node whose link towards the tail is down
+			// sends nothing: no route to the first segment.
+			name: "link down behind the mid-point, mid-point cannot send",
+			in:   three,
+			sc: scenario{results: map[string]string{
+				"PE-1/ietf-srv6-ping":    probeJSON("PE-1", 100, ""),
+				"P-2/ietf-srv6-ping":     `{"node":"P-2","sent":0,"received":0,"lossPercent":0,"error":"no route to first segment fc00:0:3::1"}`,
+				"P-2/interface-counters": `{"node":"P-2","interfaces":[{"name":"eth-PE-3","enabled":true,"operUp":false,"statistics":{"discontinuityTime":"2025-10-30T14:00:00Z"}},{"name":"eth-PE-1","enabled":true,"operUp":true,"statistics":{"discontinuityTime":"2025-10-30T14:00:00Z"}}]}`,
+			}},
+			want: report.Hypothesis{Location: "P-2->PE-3", Suspect: "interface P-2 eth-PE-3", Confidence: 0.85, Rule: "link-down",
+				EvidenceRefs: []string{"ev:1/P-2/ietf-srv6-ping", "ev:2/P-2/interface-counters"}},
+			wantSays: []string{"link P-2-PE-3 down"},
+		},
+		{
 			name: "missing SID on the tail",
 			in:   three,
 			sc: scenario{results: map[string]string{

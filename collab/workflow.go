@@ -26,6 +26,10 @@ type Member struct {
 	// Addresses identify the member in tool arguments and results (e.g. a
 	// BGP neighbour address), used to map addresses to node names.
 	Addresses []string
+	// LastSeen is when discovery last listed the member; zero when the
+	// domain is static. A member gone quiet is still planned for, and its
+	// calls fail and mark it untrusted with the reason.
+	LastSeen time.Time
 }
 
 // WorkflowConfig wires a Workflow. Endpoint, Identity and Members are

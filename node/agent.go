@@ -66,10 +66,13 @@ type Agent struct {
 	store    *report.Store
 	audit    *report.Audit
 	workflow *collab.Workflow
-	discMu   sync.Mutex // guards members and link, created by Run
-	members  *discovery.Membership
-	link     *discovery.LinkAgent
-	admin    *adminServer
+	knownMu  sync.Mutex
+	known    map[string]collab.Member // every member seen, with LastSeen
+
+	discMu  sync.Mutex // guards members and link, created by Run
+	members *discovery.Membership
+	link    *discovery.LinkAgent
+	admin   *adminServer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -274,13 +277,35 @@ func (a *Agent) domain() []collab.Member {
 			add(m.Advertisement)
 		}
 	}
-	out := make([]collab.Member, 0, len(seen))
-	for _, m := range seen {
+	// A member that vanished (crashed, cut off) stays known for a while:
+	// an operator asking about it should hear that it does not answer,
+	// not that it does not exist.
+	now := a.opt.Now()
+	a.knownMu.Lock()
+	if a.known == nil {
+		a.known = map[string]collab.Member{}
+	}
+	for n, m := range seen {
+		m.LastSeen = now
+		a.known[n] = m
+	}
+	out := make([]collab.Member, 0, len(a.known))
+	for n, m := range a.known {
+		if _, current := seen[n]; !current && now.Sub(m.LastSeen) > memberRetention {
+			delete(a.known, n)
+			continue
+		}
 		out = append(out, m)
 	}
+	a.knownMu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// memberRetention is how long a member no longer seen stays in the domain
+// the workflow plans over (marked by its LastSeen): an hour covers an
+// outage being troubleshot.
+const memberRetention = time.Hour
 
 // Close stops the agent: the admin socket, sessions, discovery, and rolls
 // back unconfirmed changes. It is safe to call twice.
@@ -471,7 +496,11 @@ func (a *Agent) domainTable() string {
 	fmt.Fprintln(tw, "NODE\tENDPOINT\tTHUMBPRINT\tCAPABILITIES")
 	fmt.Fprintf(tw, "%s (this node)\t%s\t%.16s…\t%s\n", a.cfg.Node, a.endpoint.Addr(), a.id.Thumbprint(), strings.Join(a.registry.Offered(), ","))
 	for _, m := range a.workflow.Members() {
-		fmt.Fprintf(tw, "%s\t%s\t%.16s…\t%s\n", m.Name, m.Peer.Addr, m.Peer.Thumbprint, strings.Join(m.Capabilities, ","))
+		name := m.Name
+		if !m.LastSeen.IsZero() && a.opt.Now().Sub(m.LastSeen) > 10*time.Second {
+			name += fmt.Sprintf(" (gone %s)", a.opt.Now().Sub(m.LastSeen).Round(time.Second))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.16s…\t%s\n", name, m.Peer.Addr, m.Peer.Thumbprint, strings.Join(m.Capabilities, ","))
 	}
 	tw.Flush()
 	return b.String()
