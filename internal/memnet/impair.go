@@ -20,7 +20,6 @@ func Impaired(pc net.PacketConn, imp Impairment, seed uint64) net.PacketConn {
 		in:         make(chan datagram, DefaultQueue),
 		done:       make(chan struct{}),
 		wake:       make(chan struct{}, 1),
-		timers:     map[*time.Timer]struct{}{},
 	}
 	c.wg.Add(1)
 	go c.pump()
@@ -41,7 +40,7 @@ type impaired struct {
 
 	mu       sync.Mutex
 	closed   bool
-	timers   map[*time.Timer]struct{}
+	delayed  delays
 	deadline time.Time
 }
 
@@ -60,22 +59,7 @@ func (c *impaired) later(f func()) {
 		f()
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	var t *time.Timer
-	t = time.AfterFunc(c.imp.Delay, func() {
-		c.mu.Lock()
-		_, live := c.timers[t]
-		delete(c.timers, t)
-		c.mu.Unlock()
-		if live {
-			f()
-		}
-	})
-	c.timers[t] = struct{}{}
+	c.delayed.after(c.imp.Delay, f)
 }
 
 // pump reads the real socket and queues what survives, after the delay.
@@ -192,11 +176,8 @@ func (c *impaired) Close() error {
 	}
 	c.closed = true
 	close(c.done)
-	for t := range c.timers {
-		t.Stop()
-	}
-	clear(c.timers)
 	c.mu.Unlock()
+	c.delayed.stop()
 	err := c.PacketConn.Close()
 	c.wg.Wait()
 	return err

@@ -130,13 +130,12 @@ func (n *Network) Listen(addr netip.AddrPort) (*Conn, error) {
 		return nil, fmt.Errorf("%w: %v", ErrAddrInUse, addr)
 	}
 	c := &Conn{
-		net:    n,
-		addr:   addr,
-		udp:    net.UDPAddrFromAddrPort(addr),
-		queue:  make(chan datagram, n.cfg.Queue),
-		done:   make(chan struct{}),
-		wake:   make(chan struct{}, 1),
-		timers: map[*time.Timer]struct{}{},
+		net:   n,
+		addr:  addr,
+		udp:   net.UDPAddrFromAddrPort(addr),
+		queue: make(chan datagram, n.cfg.Queue),
+		done:  make(chan struct{}),
+		wake:  make(chan struct{}, 1),
 	}
 	n.conns[addr] = c
 	return c, nil
@@ -200,7 +199,7 @@ type Conn struct {
 	mu       sync.Mutex
 	closed   bool
 	deadline time.Time
-	timers   map[*time.Timer]struct{}
+	delayed  delays
 }
 
 var _ net.PacketConn = (*Conn)(nil)
@@ -292,24 +291,7 @@ func (n *Network) deliver(to netip.AddrPort, d datagram) {
 }
 
 // after runs f after delay unless c closes first.
-func (c *Conn) after(delay time.Duration, f func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	var t *time.Timer
-	t = time.AfterFunc(delay, func() {
-		c.mu.Lock()
-		_, live := c.timers[t]
-		delete(c.timers, t)
-		c.mu.Unlock()
-		if live {
-			f()
-		}
-	})
-	c.timers[t] = struct{}{}
-}
+func (c *Conn) after(delay time.Duration, f func()) { c.delayed.after(delay, f) }
 
 // Close detaches the Conn; datagrams still on their way are lost. A
 // second call returns a wrapped net.ErrClosed.
@@ -321,11 +303,8 @@ func (c *Conn) Close() error {
 	}
 	c.closed = true
 	close(c.done)
-	for t := range c.timers {
-		t.Stop()
-	}
-	clear(c.timers)
 	c.mu.Unlock()
+	c.delayed.stop()
 	c.net.mu.Lock()
 	if c.net.conns[c.addr] == c {
 		delete(c.net.conns, c.addr)
