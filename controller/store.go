@@ -2,8 +2,6 @@ package controller
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/d2dmesh/d2d/internal/atomicfile"
 	"github.com/d2dmesh/d2d/report"
 	"github.com/d2dmesh/d2d/signing"
 )
@@ -173,7 +172,7 @@ func (s *Store) loadVersions(id string) ([]*report.Report, error) {
 	var out []*report.Report
 	for _, de := range des {
 		name := de.Name()
-		if strings.HasPrefix(name, ".tmp-") {
+		if atomicfile.IsTemp(name) {
 			if !s.cfg.ReadOnly {
 				_ = os.Remove(filepath.Join(dir, name))
 			}
@@ -414,38 +413,10 @@ func writeOnce(dir, name string, b []byte) error {
 	return writeAtomic(dir, name, b)
 }
 
-// writeAtomic writes through a temporary file, fsync, rename and an fsync
-// of the directory, so a crash leaves the old state or the new one.
+// writeAtomic writes dir/name crash-safely (package atomicfile).
 func writeAtomic(dir, name string, b []byte) error {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(dir, ".tmp-"+name+"-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
+	if err := atomicfile.Write(dir, name, b, 0o640); err != nil {
 		return fmt.Errorf("controller: store: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("controller: store: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("controller: store: %w", err)
-	}
-	err = d.Sync()
-	d.Close()
-	if err != nil {
-		return fmt.Errorf("controller: store: sync dir: %w", err)
 	}
 	return nil
 }

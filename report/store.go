@@ -3,8 +3,6 @@ package report
 import (
 	"bytes"
 	"cmp"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/d2dmesh/d2d/internal/atomicfile"
 )
 
 // Store errors.
@@ -88,7 +88,7 @@ const (
 	reportExt  = ".json"
 	pulledExt  = ".pulled"
 	corruptExt = ".corrupt"
-	tmpPrefix  = ".tmp-"
+	tmpPrefix  = atomicfile.TempPrefix
 	lockName   = ".lock"
 )
 
@@ -532,44 +532,16 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// writeFileAtomic writes dir/name so that after a crash it is either
-// absent (or its old content) or complete: temp file, fsync, rename, fsync
-// of the directory.
+// writeFileAtomic writes dir/name crash-safely (package atomicfile).
 func writeFileAtomic(dir, name string, b []byte) error {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(dir, tmpPrefix+name+"-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
+	if err := atomicfile.Write(dir, name, b, 0o640); err != nil {
 		return fmt.Errorf("report: store: %w", err)
 	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("report: store: %w", err)
-	}
-	return syncDir(dir)
+	return nil
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("report: store: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("report: store: sync dir: %w", err)
 	}
 	return nil

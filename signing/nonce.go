@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/d2dmesh/d2d/internal/atomicfile"
 )
 
 // DefaultNonceBlock is how many nonces one reservation covers: one file
@@ -70,7 +72,7 @@ func OpenNonceSource(path string, block uint64) (*NonceSource, error) {
 		return nil, fmt.Errorf("%w: %s is in use by another process: %v", ErrNonceFile, path, err)
 	}
 	// Temporary files left by a crash mid-write are never read; tidy them.
-	if stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")); stale != nil {
+	if stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), atomicfile.TempPrefix+filepath.Base(path)+"-*")); stale != nil {
 		for _, f := range stale {
 			_ = os.Remove(f)
 		}
@@ -184,40 +186,8 @@ func writeNonceFile(path string, h uint64) error {
 	return nil
 }
 
-// writeFileAtomic replaces path with data so that after a crash at any
-// point path holds either its old or its new content: write a temporary
-// file in the same directory, fsync it, rename it over path, fsync the
-// directory.
+// writeFileAtomic replaces path with data crash-safely (package
+// atomicfile): after a crash path holds its old or its new content.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name) // no-op after a successful rename
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(filepath.Dir(path), filepath.Base(path), data, perm)
 }

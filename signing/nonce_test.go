@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/d2dmesh/d2d/internal/atomicfile"
 	"github.com/d2dmesh/d2d/signing"
 )
 
@@ -111,7 +112,7 @@ func TestNonceTornFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A crash between writing the temporary file and renaming it.
-	if err := os.WriteFile(filepath.Join(dir, ".nonce.tmp123"), good[:len(good)/2], 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, atomicfile.TempPrefix+"nonce-0123ab"), good[:len(good)/2], 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ns, err = signing.OpenNonceSource(path, 10)
@@ -123,7 +124,7 @@ func TestNonceTornFile(t *testing.T) {
 	if err != nil || n <= last {
 		t.Fatalf("after torn temp file: Next = %d, %v; last was %d", n, err, last)
 	}
-	if m, _ := filepath.Glob(filepath.Join(dir, ".nonce.tmp*")); len(m) != 0 {
+	if m, _ := filepath.Glob(filepath.Join(dir, atomicfile.TempPrefix+"nonce-*")); len(m) != 0 {
 		t.Errorf("stale temporary files left: %v", m)
 	}
 	// Every truncation and a bit flip of the real file: refuse, never reset.
