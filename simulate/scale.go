@@ -70,6 +70,12 @@ func (d *Domain) Localise(ctx context.Context, from, intent string) (*Localisati
 	if err != nil {
 		return nil, err
 	}
+	return localised(res, trust, start, intent)
+}
+
+// localised checks that a run produced a report that verifies against the
+// CA and counts its calls (an undone step counts twice).
+func localised(res *collab.RunResult, trust *signing.Trust, start time.Time, intent string) (*Localisation, error) {
 	if res.Report == nil {
 		return nil, fmt.Errorf("%w: %q produced no report", ErrScale, intent)
 	}
@@ -235,19 +241,7 @@ func (p *Poller) Localise(ctx context.Context, from, intent string) (*Localisati
 		if err != nil {
 			return nil, err
 		}
-		if res.Report == nil {
-			return nil, fmt.Errorf("%w: the controller made no report for %q", ErrScale, intent)
-		}
-		if err := report.VerifyArchived(res.Report, trust); err != nil {
-			return nil, fmt.Errorf("%w: controller report does not verify: %w", ErrScale, err)
-		}
-		calls := len(res.Plan.Steps)
-		for _, s := range res.Plan.Steps {
-			if s.Undo {
-				calls++
-			}
-		}
-		return &Localisation{Elapsed: time.Since(start), Report: res.Report, Calls: calls}, nil
+		return localised(res, trust, start, intent)
 	}
 	inv := p.inventory()
 	names := make([]string, 0, len(inv))
