@@ -3,14 +3,12 @@ package simulate
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/d2dmesh/d2d/device/linux"
-	agent "github.com/d2dmesh/d2d/node"
 )
 
 // Lab fault kinds, as `d2d lab fault` names them.
@@ -147,9 +145,6 @@ func (l *Lab) Inject(ctx context.Context, f LabFault) error {
 		if err := b.InstallACLDrop(ctx, f.ACL, f.Rule, f.Interface, f.Rate); err != nil {
 			return err
 		}
-		if err := l.exemptControl(ctx, n, f.ACL); err != nil {
-			return err
-		}
 	case LabLinkDown:
 		if err := run(ctx, "ip", "-n", n.NetNS, "link", "set", f.Interface, "down"); err != nil {
 			return err
@@ -165,32 +160,6 @@ func (l *Lab) Inject(ctx context.Context, f LabFault) error {
 	}
 	l.state.Faults = append(l.state.Faults, f)
 	return l.save()
-}
-
-// exemptControl puts a rule ahead of the ACL's own that lets the agents'
-// D2D sessions and gossip pass. A netfilter drop of a datagram the host
-// itself sends fails the send with EPERM, which QUIC takes for a dead
-// path and closes the session; a router's egress ACL does not police its
-// own control plane either. Probes, which the agent sends on raw sockets,
-// and forwarded traffic still meet the drop. The rule carries no
-// "acl=… rule=…" comment, so it is no ACL rule to the backend.
-func (l *Lab) exemptControl(ctx context.Context, n *LabNode, acl string) error {
-	cfg, err := agent.LoadConfig(n.Config)
-	if err != nil {
-		return err
-	}
-	ports := []string{strconv.Itoa(int(cfg.Port()))}
-	if _, p, err := net.SplitHostPort(cfg.Discovery.Gossip); err == nil && p != "" && p != ports[0] {
-		ports = append(ports, p)
-	}
-	set := "{ " + strings.Join(ports, ", ") + " }"
-	for _, dir := range []string{"sport", "dport"} {
-		if err := run(ctx, "ip", "netns", "exec", n.NetNS, "nft", "insert", "rule", "inet", "d2d", "acl-"+acl,
-			"meta", "l4proto", "{", "tcp,", "udp", "}", "th", dir, set, "accept", "comment", `"d2d lab: agent control traffic"`); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // ClearFaults undoes the recorded faults, newest first; with node set,
