@@ -13,11 +13,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/d2dmesh/d2d/internal/mcp"
+	"github.com/d2dmesh/d2d/internal/testenv"
 	"github.com/d2dmesh/d2d/signing"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -98,6 +98,52 @@ func BenchmarkFanOutRemoteCallees(b *testing.B) {
 	benchFanOut(b, a, peers, calleeCPU)
 }
 
+// BenchmarkFanOutCryptoFloor measures the part of a fan-out round to n
+// peers that no transport or encoding work can remove: each of n callees
+// signs its result (one ed25519 signature, with its own key), and the
+// caller checks all n in one batch, as FanOut does. Nothing else runs.
+// cpu-ns/op is that floor of CPU time; when the n callees and the caller
+// share the machine, as in BenchmarkFanOut, a round cannot take less than
+// cpu-ns/op over the number of cores.
+func BenchmarkFanOutCryptoFloor(b *testing.B) {
+	pki := newPKI(b)
+	verifier := signing.NewVerifier(pki.trust, signing.VerifierOptions{})
+	result := json.RawMessage(`{"content":[{"type":"text","text":"100 sent, 100 received"}],"isError":false}`)
+	h, err := signing.HashArgs(json.RawMessage(`{"count":100}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var signers []*signing.Signer
+	for i := range fanOutPeers {
+		name := fmt.Sprintf("R-%d", i)
+		signers = append(signers, testConfig(b, pki, pki.issue(b, name, signing.IssueOptions{}), nil).Signer)
+	}
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			checks := make([]signing.ResultCheck, n)
+			b.ReportAllocs()
+			cpu0 := testenv.ProcessCPU()
+			for b.Loop() {
+				for i := range checks {
+					want := signing.Binding{Method: mcp.MethodToolsCall, Target: "echo", ArgsHash: h, SessionID: fmt.Sprintf("s-%d", i)}
+					env, err := signers[i].SignResult(result, want)
+					if err != nil {
+						b.Fatal(err)
+					}
+					checks[i] = signing.ResultCheck{Result: result, Want: want, Envelope: env}
+				}
+				_, errs := verifier.VerifyResults(checks)
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64((testenv.ProcessCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
 // fanOutPeers is the largest fan-out measured.
 const fanOutPeers = 100
 
@@ -127,7 +173,7 @@ func benchFanOut(b *testing.B, a *Endpoint, peers []Peer, calleeCPU func() time.
 			if calleeCPU != nil {
 				callee0 = calleeCPU()
 			}
-			cpu0 := processCPU()
+			cpu0 := testenv.ProcessCPU()
 			b.ResetTimer()
 			for b.Loop() {
 				for _, o := range a.FanOut(context.Background(), calls) {
@@ -139,22 +185,13 @@ func benchFanOut(b *testing.B, a *Endpoint, peers []Peer, calleeCPU func() time.
 			b.StopTimer()
 			perOp := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) }
 			if calleeCPU == nil {
-				b.ReportMetric(perOp(processCPU()-cpu0), "cpu-ns/op")
+				b.ReportMetric(perOp(testenv.ProcessCPU()-cpu0), "cpu-ns/op")
 				return
 			}
-			b.ReportMetric(perOp(processCPU()-cpu0), "caller-cpu-ns/op")
+			b.ReportMetric(perOp(testenv.ProcessCPU()-cpu0), "caller-cpu-ns/op")
 			b.ReportMetric(perOp(calleeCPU()-callee0), "callee-cpu-ns/op")
 		})
 	}
-}
-
-// processCPU is this process's user+system CPU time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // calleeFarmEnv, set to a directory holding a saved CA, makes
@@ -251,7 +288,7 @@ func TestFanOutCalleeFarm(t *testing.T) {
 	}
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		fmt.Printf("farm-cpu %d\n", processCPU().Nanoseconds())
+		fmt.Printf("farm-cpu %d\n", testenv.ProcessCPU().Nanoseconds())
 	}
 }
 

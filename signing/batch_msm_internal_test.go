@@ -3,11 +3,10 @@ package signing
 import (
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
 
 	"filippo.io/edwards25519"
+	"github.com/d2dmesh/d2d/internal/testenv"
 )
 
 // randomScalar returns a scalar of about bits bits drawn from r, or an
@@ -203,23 +202,13 @@ func BenchmarkMultiScalarMult(b *testing.B) {
 		} {
 			b.Run(fmt.Sprintf("%s/%d", m.name, n), func(b *testing.B) {
 				b.ReportAllocs()
-				cpu := processCPU()
+				cpu := testenv.ProcessCPU()
 				for b.Loop() {
 					m.f(scalars, points)
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
-				b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/float64(b.N*n), "cpu-ns/point")
+				b.ReportMetric(float64((testenv.ProcessCPU()-cpu).Nanoseconds())/float64(b.N*n), "cpu-ns/point")
 			})
 		}
 	}
-}
-
-// processCPU is the process's user+system CPU time, steadier than wall
-// time on a shared machine.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

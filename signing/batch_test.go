@@ -9,11 +9,11 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"filippo.io/edwards25519"
+	"github.com/d2dmesh/d2d/internal/testenv"
 	"github.com/d2dmesh/d2d/signing"
 	"github.com/google/go-cmp/cmp"
 )
@@ -349,17 +349,6 @@ func BenchmarkVerifyZIP215(b *testing.B) {
 	}
 }
 
-// cpuTime is the process's user+system CPU time. The benchmarks report
-// it per signature besides wall time, because on a loaded machine CPU time
-// is the steadier basis for comparing batch and one-by-one verification.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func reportPerSig(b *testing.B, n int, cpu time.Duration) {
 	sigs := float64(b.N * n)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/sigs, "ns/sig")
@@ -375,13 +364,13 @@ func BenchmarkVerifyBatch(b *testing.B) {
 		b.Run(fmt.Sprintf("%d/signers=%d", sh.n, sh.signers), func(b *testing.B) {
 			items := benchItems(b, sh.n, sh.signers)
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := testenv.ProcessCPU()
 			for b.Loop() {
 				if bad := signing.VerifyBatch(items); bad != nil {
 					b.Fatal(bad)
 				}
 			}
-			reportPerSig(b, sh.n, cpuTime()-cpu)
+			reportPerSig(b, sh.n, testenv.ProcessCPU()-cpu)
 		})
 	}
 }
@@ -391,7 +380,7 @@ func BenchmarkVerifyOneByOne(b *testing.B) {
 		b.Run(fmt.Sprintf("%d/signers=%d", sh.n, sh.signers), func(b *testing.B) {
 			items := benchItems(b, sh.n, sh.signers)
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := testenv.ProcessCPU()
 			for b.Loop() {
 				for _, it := range items {
 					if !ed25519.Verify(it.PublicKey, it.Message, it.Signature) {
@@ -399,7 +388,7 @@ func BenchmarkVerifyOneByOne(b *testing.B) {
 					}
 				}
 			}
-			reportPerSig(b, sh.n, cpuTime()-cpu)
+			reportPerSig(b, sh.n, testenv.ProcessCPU()-cpu)
 		})
 	}
 }
