@@ -79,11 +79,22 @@ func (s *lineStream) ReadObject(v any) error {
 		if len(line) == 0 {
 			continue
 		}
-		if err := json.Unmarshal(line, v); err != nil {
+		if err := decodeLine(line, v); err != nil {
 			return fmt.Errorf("collab: malformed message: %w", err)
 		}
 		return nil
 	}
+}
+
+// decodeLine decodes one message into v. jsonrpc2 hands in its message
+// type, a json.Unmarshaler that parses with encoding/json itself; calling
+// it directly spares json.Unmarshal's separate validity scan of the whole
+// line, one of several passes over every result a caller receives.
+func decodeLine(line []byte, v any) error {
+	if u, ok := v.(json.Unmarshaler); ok {
+		return u.UnmarshalJSON(line)
+	}
+	return json.Unmarshal(line, v)
 }
 
 func (s *lineStream) readLine() ([]byte, error) {
