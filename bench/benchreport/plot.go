@@ -36,7 +36,7 @@ var plots = []plot{
 		file: "membership-convergence.svg", title: "Membership convergence vs members (in-memory, 2 cores)",
 		xLabel: "members", yLabel: "seconds until all see all",
 		series: []series{
-			{"join through 4 seeds", "BenchmarkMembershipConvergence", "s/converge", 1},
+			{"join in a tree", "BenchmarkMembershipConvergence", "s/converge", 1},
 			{"join ring neighbours at once", "BenchmarkMembershipConvergenceRing", "s/converge", 1},
 		},
 	},
