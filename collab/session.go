@@ -58,6 +58,10 @@ func (s *Session) Peer() Peer { return s.peer }
 // ID returns the session id the callee chose; signed results are bound to it.
 func (s *Session) ID() string { return s.id }
 
+// Remote is the peer as its verified certificate says: name, role,
+// thumbprint and public key.
+func (s *Session) Remote() signing.Peer { return s.remote }
+
 // Granted returns the capabilities the callee granted.
 func (s *Session) Granted() []string { return slices.Clone(s.granted) }
 

@@ -49,6 +49,13 @@ func (c *Client) session(ctx context.Context, capability string) (*collab.Sessio
 		cancel()
 		return nil, nil, nil, err
 	}
+	// Reports go to, and calls are relayed through, a controller only:
+	// a device of the domain at the configured address (misconfigured,
+	// or an address taken over) is refused before anything is sent.
+	if r := s.Remote(); r.Role != signing.RoleController {
+		cancel()
+		return nil, nil, nil, fmt.Errorf("%w: %s authenticated as %s with role %q", ErrNotController, c.Controller, r.Name, r.Role)
+	}
 	return s, ctx, cancel, nil
 }
 

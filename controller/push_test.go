@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -152,17 +153,8 @@ func TestPushRefusesForeignReport(t *testing.T) {
 		t.Fatal("PE-3's own report was not pushed")
 	}
 	// P-2 pushes PE-3's report.
-	id, err := m.ca.Issue("P-2", signing.IssueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep, err := collab.Listen(context.Background(), collab.Config{Identity: id, Trust: m.trust, ListenAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
-	cl := &controller.Client{Endpoint: ep, Controller: mustPeer(t, spec)}
-	_, err = cl.Push(context.Background(), r)
+	cl := &controller.Client{Endpoint: mustEndpoint(t, m, "P-2"), Controller: mustPeer(t, spec)}
+	_, err := cl.Push(context.Background(), r)
 	if err == nil || !strings.Contains(err.Error(), "created by PE-3, pushed by P-2") {
 		t.Fatalf("foreign push: %v", err)
 	}
@@ -179,4 +171,60 @@ func mustPeer(t *testing.T, spec string) collab.Peer {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestPushRefusesImpostor: the address named as the controller is served
+// by a complete controller whose certificate, from the domain CA, holds
+// the device role. The node pushes nothing to it and relays nothing
+// through it; the report stays on the node for a real controller's pull.
+func TestPushRefusesImpostor(t *testing.T) {
+	pc, spec := ctlSocket(t)
+	m := newMesh(t, spec)
+	m.inject("acl-drop:PE-1:2001:P-2:3%")
+	id, err := m.ca.Issue("ctl", signing.IssueOptions{Role: signing.RoleDevice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := controller.New(context.Background(), controller.Config{Identity: id, Trust: m.trust, Dir: t.TempDir(),
+		Members: m.ctlMembers(), Serve: true, PacketConn: pc, CallTimeout: 1500 * time.Millisecond, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	res := m.run("PE-1", headline)
+	if res.Pushed || !errors.Is(res.PushErr, controller.ErrNotController) {
+		t.Fatalf("push to a device posing as the controller: pushed %v, err %v; want %v", res.Pushed, res.PushErr, controller.ErrNotController)
+	}
+	if !res.Stored {
+		t.Error("report not stored on PE-1")
+	}
+	if e := entry(t, m, "PE-1", res.Report.ID); e.Pulled {
+		t.Errorf("report marked pulled by an impostor: %+v", e)
+	}
+	checkStore(t, m, c.Store(), nil)
+
+	// Relaying a call through it is refused the same way.
+	cl := &controller.Client{Endpoint: mustEndpoint(t, m, "R-9"), Controller: mustPeer(t, spec), Verifier: signing.NewVerifier(m.trust, signing.VerifierOptions{})}
+	_, err = cl.Poll(context.Background(), controller.PollRequest{Peer: collab.Peer{Name: "P-2", Addr: m.agent("P-2").Addr()},
+		Method: "tools/call", Target: "interface-counters", Arguments: json.RawMessage(`{}`), Capability: "ietf-interface-counters"})
+	if !errors.Is(err, controller.ErrNotController) {
+		t.Errorf("poll through a device posing as the controller: %v, want %v", err, controller.ErrNotController)
+	}
+}
+
+// mustEndpoint starts a bare D2D endpoint with a device certificate of
+// the mesh's domain.
+func mustEndpoint(t *testing.T, m *mesh, name string) *collab.Endpoint {
+	t.Helper()
+	id, err := m.ca.Issue(name, signing.IssueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := collab.Listen(context.Background(), collab.Config{Identity: id, Trust: m.trust, ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep
 }

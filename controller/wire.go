@@ -107,6 +107,10 @@ var (
 	// ErrMemberSpec: a member given on the command line or in a file is
 	// malformed.
 	ErrMemberSpec = errors.New("controller: bad member")
+	// ErrNotController: the peer named as the controller authenticated
+	// with a certificate of another role; nothing is pushed to it or
+	// polled through it.
+	ErrNotController = errors.New("controller: peer does not hold the controller role")
 )
 
 // RefusedError is a report the controller would not store.

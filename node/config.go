@@ -46,7 +46,9 @@ type Config struct {
 	// stored or updated report is pushed (tool report-push) and, once
 	// accepted, marked pulled; when the controller is unreachable the
 	// report stays until `d2d controller pull`. A peer that times out or
-	// fails authentication is polled through it (tool poll).
+	// fails authentication is polled through it (tool poll). The peer
+	// must authenticate with a certificate of role controller; any other
+	// is refused (controller.ErrNotController) and gets nothing.
 	Controller string `yaml:"controller"`
 	// CallTimeout bounds each remote call. If zero, 15s: a 100-probe SRv6
 	// ping at the default 10 ms interval needs about 1 s, the rest is slack
