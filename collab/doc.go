@@ -46,8 +46,10 @@
 // tool name or URI, SHA-256 of the canonical arguments, session id}. For
 // tools/call the arguments are the call's "arguments"; for resources/read
 // they are the request params without _meta ({"uri":…}). The envelope goes
-// into _meta["d2d/signature"]. The caller verifies against its own request
-// binding and the session peer's certificate before returning evidence.
+// into _meta["d2d/signature"], without the signer's certificate: the
+// caller takes that from the session's TLS handshake. The caller verifies
+// against its own request binding and the session peer's certificate
+// before returning evidence, which then carries the certificate.
 // Local calls (Endpoint.Local) sign with the node's own key under a
 // "local:<random>" session id.
 //

@@ -658,7 +658,13 @@ func (e *Endpoint) signedBody(result any, method, target string, args json.RawMe
 	if err != nil {
 		return nil, signedParts{}, fmt.Errorf("collab: sign: %w", err)
 	}
-	envJSON, err := json.Marshal(env)
+	// On the wire the envelope leaves out the certificate: the caller
+	// holds it already, verified in the TLS handshake of this very
+	// session, and puts it back (Session.verifyFor). That halves a small
+	// result. Evidence stored in reports keeps it (signedParts.env).
+	wire := env
+	wire.Cert = nil
+	envJSON, err := json.Marshal(wire)
 	if err != nil {
 		return nil, signedParts{}, err
 	}

@@ -610,6 +610,13 @@ func (s *Session) verifyFor(ctx context.Context, raw json.RawMessage, method, ta
 	if err := json.Unmarshal(envRaw, &env); err != nil {
 		return bad(fmt.Errorf("%w: envelope: %v", signing.ErrMalformed, err))
 	}
+	if len(env.Cert) == 0 && s.remote.Cert != nil {
+		// The callee leaves its certificate out (Endpoint.signedBody):
+		// it is the one this session's TLS handshake verified. The
+		// envelope's keyId must still name it, and the signer is
+		// checked against the session's peer below.
+		env.Cert = s.remote.Cert.Raw
+	}
 	delete(obj, "_meta")
 	signed, err := json.Marshal(obj)
 	if err != nil {

@@ -1,6 +1,7 @@
 package collab
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -393,5 +394,76 @@ func TestFanOut(t *testing.T) {
 		for _, o := range out {
 			t.Log(o.Err)
 		}
+	}
+}
+
+// TestResultCertFromSession: a signed result travels without the signer's
+// certificate; the caller's evidence carries the one the session's TLS
+// handshake verified and checks offline against the CA alone. A result
+// signed by another member of the domain is still refused, although the
+// certificate put back is the session peer's.
+func TestResultCertFromSession(t *testing.T) {
+	leakCheck(t)
+	pki := newPKI(t)
+	a, _ := node(t, pki, "PE-1")
+	b, _ := node(t, pki, "P-2")
+	ctx := context.Background()
+	s, err := a.Session(ctx, peerOf(b), []string{"ietf-ping"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := json.RawMessage(`{"count":3}`)
+	raw, err := s.call(ctx, mcp.MethodToolsCall, mcp.CallToolParams{Name: "echo", Arguments: args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wire struct {
+		Meta map[string]json.RawMessage `json:"_meta"`
+	}
+	var env signing.Envelope
+	if err := json.Unmarshal(raw, &wire); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(wire.Meta[mcp.SignatureMetaKey], &env); err != nil || len(env.Signature) == 0 {
+		t.Fatalf("result carries no envelope (%v): %s", err, raw)
+	}
+	if len(env.Cert) != 0 {
+		t.Errorf("envelope on the wire carries the certificate (%d bytes)", len(env.Cert))
+	}
+
+	ev, err := s.verify(raw, mcp.MethodToolsCall, "echo", args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ev.Envelope.Cert, b.cfg.Identity.CertDER) {
+		t.Error("evidence does not carry the callee's certificate")
+	}
+	if err := signing.NewVerifier(pki.trust, signing.VerifierOptions{}).VerifyEvidence(ev); err != nil {
+		t.Errorf("evidence does not verify offline: %v", err)
+	}
+
+	// R-7, also of the domain, signs the same answer for P-2's session;
+	// P-2 relays it without a certificate.
+	other := testConfig(t, pki, pki.issue(t, "R-7", signing.IssueOptions{}), nil).Signer
+	h, err := signing.HashArgs(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		t.Fatal(err)
+	}
+	delete(obj, "_meta")
+	result, _ := json.Marshal(obj)
+	forged, err := other.SignResult(result, signing.Binding{Method: mcp.MethodToolsCall, Target: "echo", ArgsHash: h, SessionID: s.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.Cert = nil
+	fe, _ := json.Marshal(forged)
+	obj["_meta"] = json.RawMessage(`{"` + mcp.SignatureMetaKey + `":` + string(fe) + `}`)
+	relayed, _ := json.Marshal(obj)
+	if _, err := s.verify(relayed, mcp.MethodToolsCall, "echo", args); !errors.Is(err, signing.ErrKeyIDMismatch) {
+		t.Errorf("result signed by another member without its certificate: %v, want %v", err, signing.ErrKeyIDMismatch)
 	}
 }

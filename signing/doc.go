@@ -30,6 +30,10 @@
 //	  "cert":      "<base64 DER>"          not signed; bound by keyId
 //	}
 //
+// On a live D2D session the callee leaves "cert" out and the caller puts
+// back the certificate the session's TLS handshake verified; evidence
+// kept for offline checks (reports, relayed polls) always carries it.
+//
 // The signature covers SignedBytes: the RFC 8785 canonical JSON of
 //
 //	{"argsHash":"<hex SHA-256 of canonical arguments, {} if none>",
