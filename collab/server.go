@@ -125,7 +125,9 @@ type discardLogger struct{}
 func (discardLogger) Printf(string, ...any) {}
 
 // notify queues a notification without blocking; when the queue is full
-// the notification is dropped (progress and change notices are hints).
+// the notification is dropped (change notices are hints). Progress is
+// written by the tool's goroutine itself (callTool), in order with the
+// reply.
 func (ss *serverSession) notify(method string, params any) {
 	select {
 	case ss.notes <- note{method, params}:
@@ -537,7 +539,11 @@ func (ss *serverSession) callTool(ctx context.Context, g grantSet, p mcp.CallToo
 		treq.Consent = p.Meta.Consent
 		if tok := p.Meta.ProgressToken; tok != nil {
 			treq.Progress = func(done, total float64, msg string) {
-				ss.notify(mcp.NotifyProgress, mcp.ProgressParams{ProgressToken: tok, Progress: done, Total: total, Message: msg})
+				// Written at once from the tool's goroutine, not through
+				// the notifier's queue: a step must reach the caller before
+				// the call's reply, after which the caller no longer
+				// listens for it. The stream's write timeout bounds it.
+				_ = ss.rpc.Notify(ss.ctx, mcp.NotifyProgress, mcp.ProgressParams{ProgressToken: tok, Progress: done, Total: total, Message: msg})
 			}
 		}
 	}
