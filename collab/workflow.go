@@ -32,6 +32,10 @@ type Member struct {
 	LastSeen time.Time
 }
 
+// ErrPushQueued is returned by a WorkflowConfig.Push that queues the
+// report to be pushed later (RunResult.PushQueued).
+var ErrPushQueued = errors.New("collab: report queued for the controller")
+
 // WorkflowConfig wires a Workflow. Endpoint, Identity and Members are
 // required.
 type WorkflowConfig struct {
@@ -46,7 +50,8 @@ type WorkflowConfig struct {
 	Store *report.Store
 	// Push hands a report to the controller; nil when none is configured.
 	// A failed push is not an error: the report stays on the box until
-	// pulled (draft 003 §5.3.1 step 5).
+	// pulled (draft 003 §5.3.1 step 5). A Push that only queues the
+	// report for later returns ErrPushQueued.
 	Push func(ctx context.Context, r *report.Report) error
 	// Fallback, if set, runs a step on a member this node could not
 	// reach or authenticate (a time-out or an authentication failure),
@@ -119,10 +124,13 @@ type RunResult struct {
 	Plan   Plan
 	// Report is nil for intents that only show information.
 	Report *report.Report
-	// Stored and PushErr say where the report went.
-	Stored  bool
-	Pushed  bool
-	PushErr error
+	// Stored, Pushed, PushQueued and PushErr say where the report went:
+	// stored on the box, then handed to the controller, queued for it,
+	// or not (why in PushErr; it stays on the box until pulled).
+	Stored     bool
+	Pushed     bool
+	PushQueued bool
+	PushErr    error
 	// Mitigation is the proposed change, if the hypothesis has one.
 	Mitigation *Mitigation
 }
@@ -286,11 +294,17 @@ func (w *Workflow) save(ctx context.Context, out *RunResult) {
 	}
 	if w.cfg.Push != nil {
 		pctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
-		out.PushErr = w.cfg.Push(pctx, out.Report)
+		err := w.cfg.Push(pctx, out.Report)
 		cancel()
-		out.Pushed = out.PushErr == nil
-		if out.PushErr != nil {
-			w.cfg.Logger.Warn("controller unreachable; report kept on the box until pulled", "report", out.Report.ID, "err", out.PushErr)
+		out.Pushed, out.PushQueued, out.PushErr = false, false, nil
+		switch {
+		case err == nil:
+			out.Pushed = true
+		case errors.Is(err, ErrPushQueued):
+			out.PushQueued = true
+		default:
+			out.PushErr = err
+			w.cfg.Logger.Warn("controller unreachable; report kept on the box until pulled", "report", out.Report.ID, "err", err)
 		}
 	}
 }

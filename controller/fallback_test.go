@@ -59,8 +59,8 @@ func TestFallback(t *testing.T) {
 			t.Errorf("plan step %s %s status %q", s.Node, s.Target, s.Status)
 		}
 	}
-	if !c.Store().Has(r.ID) {
-		t.Errorf("the report was not pushed")
+	if err := m.waitPush(r.ID, 1); err != nil || !c.Store().Has(r.ID) {
+		t.Errorf("the report was not pushed: %v", err)
 	}
 }
 

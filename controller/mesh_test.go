@@ -38,6 +38,10 @@ type mesh struct {
 	addrs  map[string]netip.AddrPort
 	// wrong[viewer][peer] replaces peer's address in viewer's domain.
 	wrong map[string]map[string]netip.AddrPort
+	// pushes[id] are the outcomes of the agents' background pushes of
+	// report id, in order; pushed is signalled after each.
+	pushes map[string][]error
+	pushed chan struct{}
 }
 
 const headline = "verify packet loss on the SRv6 path from PE-1 to PE-3 via P-2"
@@ -53,7 +57,8 @@ func newMesh(t testing.TB, controllerSpec string) *mesh {
 		t.Fatal(err)
 	}
 	m := &mesh{t: t, dir: t.TempDir(), ca: ca, trust: signing.NewTrust(ca.Cert), net: netw, controller: controllerSpec,
-		agents: map[string]*node.Agent{}, addrs: map[string]netip.AddrPort{}, wrong: map[string]map[string]netip.AddrPort{}}
+		agents: map[string]*node.Agent{}, addrs: map[string]netip.AddrPort{}, wrong: map[string]map[string]netip.AddrPort{},
+		pushes: map[string][]error{}, pushed: make(chan struct{}, 1)}
 	if err := ca.Save(filepath.Join(m.dir, "pki")); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +98,7 @@ func (m *mesh) start(name string) *node.Agent {
 		Discovery: node.DiscoveryConfig{Mode: "off"},
 	}
 	a, err := node.New(context.Background(), cfg, node.Options{Backend: b, Identity: id, Trust: m.trust,
-		Members: m.members(name), Logger: testLogger(m.t)})
+		Members: m.members(name), Logger: testLogger(m.t), OnPush: m.onPush})
 	if err != nil {
 		m.t.Fatalf("starting %s: %v", name, err)
 	}
@@ -102,6 +107,37 @@ func (m *mesh) start(name string) *node.Agent {
 	m.addrs[name] = a.Addr()
 	m.mu.Unlock()
 	return a
+}
+
+func (m *mesh) onPush(id string, err error) {
+	m.mu.Lock()
+	m.pushes[id] = append(m.pushes[id], err)
+	m.mu.Unlock()
+	select {
+	case m.pushed <- struct{}{}:
+	default:
+	}
+}
+
+// waitPush waits for the n-th background push of report id (from 1) and
+// returns its outcome.
+func (m *mesh) waitPush(id string, n int) error {
+	m.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		m.mu.Lock()
+		outs := m.pushes[id]
+		m.mu.Unlock()
+		if len(outs) >= n {
+			return outs[n-1]
+		}
+		select {
+		case <-m.pushed:
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			m.t.Fatalf("push %d of report %s did not end within 30s", n, id)
+		}
+	}
 }
 
 // stop closes one agent, as a device going offline.

@@ -51,10 +51,13 @@ func TestPush(t *testing.T) {
 	dir := t.TempDir()
 	c := m.serveController(dir, pc, "")
 
-	// Up: pushed and marked.
+	// Up: the answer comes first, then the report is pushed and marked.
 	up := m.run("PE-1", headline)
-	if !up.Pushed || up.PushErr != nil {
-		t.Fatalf("push with the controller up: pushed %v, err %v", up.Pushed, up.PushErr)
+	if !up.PushQueued || up.Pushed || up.PushErr != nil {
+		t.Fatalf("push with the controller up: queued %v, pushed %v, err %v; want queued", up.PushQueued, up.Pushed, up.PushErr)
+	}
+	if err := m.waitPush(up.Report.ID, 1); err != nil {
+		t.Fatalf("push with the controller up: %v", err)
 	}
 	checkStore(t, m, c.Store(), []string{up.Report.ID})
 	if e := entry(t, m, "PE-1", up.Report.ID); !e.Pulled || e.PulledBy != "ctl" {
@@ -70,8 +73,19 @@ func TestPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	down := m.run("P-2", headline)
-	if down.Pushed || down.PushErr == nil || !down.Stored {
-		t.Fatalf("push with the controller down: pushed %v, err %v, stored %v", down.Pushed, down.PushErr, down.Stored)
+	if !down.PushQueued || !down.Stored {
+		t.Fatalf("push with the controller down: queued %v, stored %v", down.PushQueued, down.Stored)
+	}
+	// The operator has the answer while the push still waits for the
+	// controller (its handshake takes the agents' 2 s call timeout).
+	m.mu.Lock()
+	early := len(m.pushes[down.Report.ID])
+	m.mu.Unlock()
+	if early != 0 {
+		t.Error("the push had ended before the answer was returned")
+	}
+	if err := m.waitPush(down.Report.ID, 1); err == nil {
+		t.Fatal("push with the controller down succeeded")
 	}
 	if e := entry(t, m, "P-2", down.Report.ID); e.Pulled {
 		t.Errorf("report made while the controller was down is marked pulled: %+v", e)
@@ -108,6 +122,11 @@ func TestPush(t *testing.T) {
 	}
 	if out.Outcome != report.OutcomeApplied {
 		t.Fatalf("mitigation: %+v", out)
+	}
+	// The re-signed report is pushed again; the confirmation of the change
+	// may already have queued a third version.
+	if err := m.waitPush(up.Report.ID, 2); err != nil {
+		t.Fatalf("push of the updated report: %v", err)
 	}
 	vs, err := c.Store().Versions(up.Report.ID)
 	if err != nil {
@@ -149,7 +168,7 @@ func TestPushRefusesForeignReport(t *testing.T) {
 		c.SetMember(mb)
 	}
 	r := m.run("PE-3", headline).Report
-	if !c.Store().Has(r.ID) {
+	if err := m.waitPush(r.ID, 1); err != nil || !c.Store().Has(r.ID) {
 		t.Fatal("PE-3's own report was not pushed")
 	}
 	// P-2 pushes PE-3's report.
@@ -193,8 +212,8 @@ func TestPushRefusesImpostor(t *testing.T) {
 	defer c.Close()
 
 	res := m.run("PE-1", headline)
-	if res.Pushed || !errors.Is(res.PushErr, controller.ErrNotController) {
-		t.Fatalf("push to a device posing as the controller: pushed %v, err %v; want %v", res.Pushed, res.PushErr, controller.ErrNotController)
+	if err := m.waitPush(res.Report.ID, 1); !errors.Is(err, controller.ErrNotController) {
+		t.Fatalf("push to a device posing as the controller: %v; want %v", err, controller.ErrNotController)
 	}
 	if !res.Stored {
 		t.Error("report not stored on PE-1")

@@ -44,8 +44,13 @@ type Options struct {
 	Link *discovery.LinkAgent
 	// Discovery injects discovery's networks (in-process domains).
 	Discovery DiscoveryOptions
-	// Push, if set, hands reports to a controller.
-	Push   func(context.Context, *report.Report) error
+	// Push, if set, hands reports to a controller in place of
+	// Config.Controller. Either way pushes run in the background, after
+	// the operator has the answer.
+	Push func(context.Context, *report.Report) error
+	// OnPush, if set, is told the outcome of every background push
+	// (tests, monitoring).
+	OnPush func(reportID string, err error)
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -74,6 +79,7 @@ type Agent struct {
 	link    *discovery.LinkAgent
 	admin   *adminServer
 
+	pusher    *pusher // nil without a controller
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
@@ -169,6 +175,10 @@ func New(ctx context.Context, cfg Config, opt Options) (a *Agent, err error) {
 	push, fallback, err := a.controllerHooks(verifier)
 	if err != nil {
 		return nil, err
+	}
+	if push != nil {
+		a.pusher = startPusher(push, cfg.CallTimeout, opt.OnPush, a.log)
+		push = a.pusher.enqueue
 	}
 	members := opt.Members
 	if members == nil {
@@ -313,6 +323,9 @@ func (a *Agent) Close() error {
 	err := fmt.Errorf("node: agent %s: %w", a.cfg.Node, net.ErrClosed)
 	a.closeOnce.Do(func() {
 		var errs []error
+		if a.pusher != nil {
+			a.pusher.close()
+		}
 		if a.admin != nil {
 			errs = append(errs, ignoreClosed(a.admin.Close()))
 		}
@@ -446,10 +459,13 @@ func (a *Agent) RunIntent(ctx context.Context, op Operator, text string, events 
 		return res, nil
 	}
 	res.Report, res.Stored = out.Report, out.Stored
-	if out.Pushed {
+	switch {
+	case out.PushQueued:
+		res.Pushed = "being pushed to the controller"
+	case out.Pushed:
 		res.Pushed = "pushed to the controller"
-	} else if out.PushErr != nil {
-		res.Pushed = "controller unreachable: kept until pulled"
+	case out.PushErr != nil:
+		res.Pushed = "not pushed (" + out.PushErr.Error() + "): kept until pulled"
 	}
 	if m := out.Mitigation; m != nil {
 		res.Mitigation = &Proposal{Report: out.Report.ID, Node: m.Node, Tool: m.Tool, Arguments: m.Arguments, Reason: m.Reason, RollbackSeconds: collab.ProposedRollback(m, a.cfg.RollbackSeconds)}
