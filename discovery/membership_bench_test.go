@@ -311,10 +311,10 @@ func BenchmarkMembershipLearn(b *testing.B) {
 }
 
 // newDomain creates n members on mn that know nobody yet.
-func newDomain(b *testing.B, mn *discovery.MemNetwork, n int, tune func(*memberlist.Config)) []*discovery.Membership {
+func newDomain(tb testing.TB, mn *discovery.MemNetwork, n int, tune func(*memberlist.Config)) []*discovery.Membership {
 	ms := make([]*discovery.Membership, n)
 	for i := range ms {
-		ms[i] = newBenchMember(b, mn, i, tune)
+		ms[i] = newBenchMember(tb, mn, i, tune)
 	}
 	return ms
 }
@@ -322,14 +322,14 @@ func newDomain(b *testing.B, mn *discovery.MemNetwork, n int, tune func(*memberl
 // newBenchMember creates member i of a benchmark domain. Gossip is
 // encrypted with a domain key, as in production; D2D_BENCH_NOCRYPT=1
 // turns encryption off, to see what it costs.
-func newBenchMember(b *testing.B, mn *discovery.MemNetwork, i int, tune func(*memberlist.Config)) *discovery.Membership {
+func newBenchMember(tb testing.TB, mn *discovery.MemNetwork, i int, tune func(*memberlist.Config)) *discovery.Membership {
 	key := testKey
 	if v, _ := strconv.ParseBool(os.Getenv("D2D_BENCH_NOCRYPT")); v {
 		key = nil
 	}
 	tr, err := mn.NewTransport(netip.AddrPort{})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ad := advert(fmt.Sprintf("node-%04d", i), "ietf-ping", "ietf-srv6-ping", "interface-stats")
 	ad.Endpoint = netip.AddrPortFrom(tr.Addr().Addr(), discovery.DefaultPort)
@@ -340,7 +340,7 @@ func newBenchMember(b *testing.B, mn *discovery.MemNetwork, i int, tune func(*me
 		Tune:      tune,
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return m
 }
@@ -410,6 +410,29 @@ func waitAllSee(ms []*discovery.Membership, want int, deadline time.Time) bool {
 			return false
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestJoinThroughTree keeps the benchmarks' join plan honest: every
+// member of a small domain, including a short last group, ends up listing
+// every other through the tree's exchanges alone (gossip off).
+func TestJoinThroughTree(t *testing.T) {
+	const n = 23 // groups of 5, the last one of 3
+	ms := newDomain(t, discovery.NewMemNetwork(), n, quietTiming)
+	defer closeAll(ms)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := joinThroughTree(ctx, ms); err != nil {
+		t.Fatal(err)
+	}
+	// The last exchanges' merges land on the leaders after the joiners
+	// return; the joiners themselves are complete.
+	if !waitAllSee(ms, n, time.Now().Add(10*time.Second)) {
+		for i, m := range ms {
+			if m.NumMembers() != n {
+				t.Errorf("member %d lists %d of %d", i, m.NumMembers(), n)
+			}
+		}
 	}
 }
 
