@@ -188,7 +188,7 @@ func (ss *serverSession) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jso
 			cancel()
 		}()
 		start := time.Now()
-		target, result, err := ss.dispatch(ctx, req)
+		target, result, err := ss.dispatch(ctx, conn, req)
 		ss.reply(conn, req, result, err)
 		ss.audit(req.Method, target, err, start)
 	}()
@@ -286,7 +286,7 @@ func params[T any](req *jsonrpc2.Request) (T, error) {
 
 // dispatch serves one request and returns the target (for the audit
 // record), the result and an error.
-func (ss *serverSession) dispatch(ctx context.Context, req *jsonrpc2.Request) (string, any, error) {
+func (ss *serverSession) dispatch(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) (string, any, error) {
 	switch req.Method {
 	case mcp.MethodInitialize:
 		r, err := ss.initialize(req)
@@ -325,7 +325,7 @@ func (ss *serverSession) dispatch(ctx context.Context, req *jsonrpc2.Request) (s
 		if err != nil {
 			return "", nil, err
 		}
-		r, err := ss.callTool(ctx, g, p)
+		r, err := ss.callTool(ctx, conn, g, p)
 		return p.Name, r, err
 	case mcp.MethodResourcesList:
 		var res []mcp.Resource
@@ -521,7 +521,7 @@ func pickVersion(v string) string {
 	return mcp.ProtocolVersions[0]
 }
 
-func (ss *serverSession) callTool(ctx context.Context, g grantSet, p mcp.CallToolParams) (any, error) {
+func (ss *serverSession) callTool(ctx context.Context, conn *jsonrpc2.Conn, g grantSet, p mcp.CallToolParams) (any, error) {
 	prov := ss.e.cfg.Provider
 	c, ok := prov.Capability(mcp.MethodToolsCall, p.Name)
 	if !ok {
@@ -543,7 +543,7 @@ func (ss *serverSession) callTool(ctx context.Context, g grantSet, p mcp.CallToo
 				// the notifier's queue: a step must reach the caller before
 				// the call's reply, after which the caller no longer
 				// listens for it. The stream's write timeout bounds it.
-				_ = ss.rpc.Notify(ss.ctx, mcp.NotifyProgress, mcp.ProgressParams{ProgressToken: tok, Progress: done, Total: total, Message: msg})
+				_ = conn.Notify(ss.ctx, mcp.NotifyProgress, mcp.ProgressParams{ProgressToken: tok, Progress: done, Total: total, Message: msg})
 			}
 		}
 	}
