@@ -32,6 +32,8 @@ type mesh struct {
 	net   *simulate.Network
 	// controller is the agents' Config.Controller.
 	controller string
+	// pushRetry is the agents' Options.PushRetry.
+	pushRetry time.Duration
 
 	mu     sync.Mutex
 	agents map[string]*node.Agent
@@ -48,6 +50,13 @@ const headline = "verify packet loss on the SRv6 path from PE-1 to PE-3 via P-2"
 
 func newMesh(t testing.TB, controllerSpec string) *mesh {
 	t.Helper()
+	return newMeshWith(t, controllerSpec, 0)
+}
+
+// newMeshWith is newMesh with the agents' first push retry after
+// pushRetry (0: the agent's default).
+func newMeshWith(t testing.TB, controllerSpec string, pushRetry time.Duration) *mesh {
+	t.Helper()
 	netw, err := simulate.NewNetwork(simulate.Triangle(), 7)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +65,7 @@ func newMesh(t testing.TB, controllerSpec string) *mesh {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &mesh{t: t, dir: t.TempDir(), ca: ca, trust: signing.NewTrust(ca.Cert), net: netw, controller: controllerSpec,
+	m := &mesh{t: t, dir: t.TempDir(), ca: ca, trust: signing.NewTrust(ca.Cert), net: netw, controller: controllerSpec, pushRetry: pushRetry,
 		agents: map[string]*node.Agent{}, addrs: map[string]netip.AddrPort{}, wrong: map[string]map[string]netip.AddrPort{},
 		pushes: map[string][]error{}, pushed: make(chan struct{}, 1)}
 	if err := ca.Save(filepath.Join(m.dir, "pki")); err != nil {
@@ -98,7 +107,7 @@ func (m *mesh) start(name string) *node.Agent {
 		Discovery: node.DiscoveryConfig{Mode: "off"},
 	}
 	a, err := node.New(context.Background(), cfg, node.Options{Backend: b, Identity: id, Trust: m.trust,
-		Members: m.members(name), Logger: testLogger(m.t), OnPush: m.onPush})
+		Members: m.members(name), Logger: testLogger(m.t), OnPush: m.onPush, PushRetry: m.pushRetry})
 	if err != nil {
 		m.t.Fatalf("starting %s: %v", name, err)
 	}

@@ -247,3 +247,32 @@ func mustEndpoint(t *testing.T, m *mesh, name string) *collab.Endpoint {
 	t.Cleanup(func() { ep.Close() })
 	return ep
 }
+
+// TestPushRetries: a report made while the controller is down reaches it
+// without a pull once it is back, through the agent's retries; a report
+// the controller pulled first is not pushed again.
+func TestPushRetries(t *testing.T) {
+	pc, spec := ctlSocket(t)
+	addr := pc.LocalAddr().String()
+	pc.Close() // down: nothing answers on the controller's address
+	m := newMeshWith(t, spec, 300*time.Millisecond)
+	res := m.run("PE-1", headline)
+	if err := m.waitPush(res.Report.ID, 1); err == nil {
+		t.Fatal("push with the controller down succeeded")
+	}
+
+	c := m.serveController(t.TempDir(), nil, addr)
+	var err error
+	for n := 2; ; n++ {
+		if err = m.waitPush(res.Report.ID, n); err == nil {
+			break
+		}
+		if n == 8 {
+			t.Fatalf("still failing after %d pushes: %v", n, err)
+		}
+	}
+	checkStore(t, m, c.Store(), []string{res.Report.ID})
+	if e := entry(t, m, "PE-1", res.Report.ID); !e.Pulled || e.PulledBy != "ctl" {
+		t.Errorf("report on PE-1 after the retried push: %+v, want pulled by ctl", e)
+	}
+}

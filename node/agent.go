@@ -51,8 +51,12 @@ type Options struct {
 	// OnPush, if set, is told the outcome of every background push
 	// (tests, monitoring).
 	OnPush func(reportID string, err error)
-	Logger *slog.Logger
-	Now    func() time.Time
+	// PushRetry is when a failed push is first tried again; the delay
+	// doubles with each failure up to 10 minutes, for as long as the
+	// report stays unpulled. If zero, 30s; if negative, no retries.
+	PushRetry time.Duration
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Agent is one collaboration agent (draft 003 §5.2): an MCP server for its
@@ -177,7 +181,11 @@ func New(ctx context.Context, cfg Config, opt Options) (a *Agent, err error) {
 		return nil, err
 	}
 	if push != nil {
-		a.pusher = startPusher(push, cfg.CallTimeout, opt.OnPush, a.log)
+		retry := opt.PushRetry
+		if retry == 0 {
+			retry = defaultPushRetry
+		}
+		a.pusher = startPusher(push, cfg.CallTimeout, a.unpulledReport, retry, opt.OnPush, a.log)
 		push = a.pusher.enqueue
 	}
 	members := opt.Members
