@@ -249,8 +249,8 @@ func mustEndpoint(t *testing.T, m *mesh, name string) *collab.Endpoint {
 }
 
 // TestPushRetries: a report made while the controller is down reaches it
-// without a pull once it is back, through the agent's retries; a report
-// the controller pulled first is not pushed again.
+// without a pull once it is back, through the agent's retries (their
+// schedule and end are node's TestPusherRetries).
 func TestPushRetries(t *testing.T) {
 	pc, spec := ctlSocket(t)
 	addr := pc.LocalAddr().String()
