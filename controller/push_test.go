@@ -250,7 +250,8 @@ func mustEndpoint(t *testing.T, m *mesh, name string) *collab.Endpoint {
 
 // TestPushRetries: a report made while the controller is down reaches it
 // without a pull once it is back, through the agent's retries (their
-// schedule and end are node's TestPusherRetries).
+// schedule and end are node's TestPusherRetries), also when the agent
+// restarted in between.
 func TestPushRetries(t *testing.T) {
 	pc, spec := ctlSocket(t)
 	addr := pc.LocalAddr().String()
@@ -275,4 +276,26 @@ func TestPushRetries(t *testing.T) {
 	if e := entry(t, m, "PE-1", res.Report.ID); !e.Pulled || e.PulledBy != "ctl" {
 		t.Errorf("report on PE-1 after the retried push: %+v, want pulled by ctl", e)
 	}
+
+	// A report made while the controller is down, by an agent that then
+	// restarts: the new run pushes what it finds unpulled.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res = m.run("P-2", headline)
+	if err := m.waitPush(res.Report.ID, 1); err == nil {
+		t.Fatal("push with the controller down succeeded")
+	}
+	m.stop("P-2")
+	c = m.serveController(t.TempDir(), nil, addr)
+	m.start("P-2")
+	for n := 2; ; n++ {
+		if err = m.waitPush(res.Report.ID, n); err == nil {
+			break
+		}
+		if n == 8 {
+			t.Fatalf("still failing after %d pushes: %v", n, err)
+		}
+	}
+	checkStore(t, m, c.Store(), []string{res.Report.ID})
 }

@@ -187,6 +187,11 @@ func New(ctx context.Context, cfg Config, opt Options) (a *Agent, err error) {
 		}
 		a.pusher = startPusher(push, cfg.CallTimeout, a.unpulledReport, retry, opt.OnPush, a.log)
 		push = a.pusher.enqueue
+		var ids []string
+		for _, e := range a.store.Unpulled() {
+			ids = append(ids, e.ID)
+		}
+		a.pusher.resume(ids)
 	}
 	members := opt.Members
 	if members == nil {

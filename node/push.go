@@ -87,6 +87,15 @@ func (p *pusher) run() {
 	}
 }
 
+// resume schedules a push of every report still unpulled when the agent
+// starts (the retries of an earlier run are not kept), after the first
+// retry delay, so that start-up is not slowed by the controller.
+func (p *pusher) resume(ids []string) {
+	for _, id := range ids {
+		p.retryLater(id, nil)
+	}
+}
+
 // retryLater queues the report again after a delay that doubles with
 // each failure in a row. A peer without the controller role is not tried
 // again: that is a configuration to fix, not an outage to wait out.
