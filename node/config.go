@@ -43,9 +43,12 @@ type Config struct {
 	// Controller, if set, is where reports are pushed and who may poll
 	// peers on this node's behalf ("name@host:port", optionally
 	// "=thumbprint"; `d2d controller serve` listens on 9515). Every
-	// stored or updated report is pushed (tool report-push) and, once
-	// accepted, marked pulled; when the controller is unreachable the
-	// report stays until `d2d controller pull`. A peer that times out or
+	// stored or updated report is pushed (tool report-push) in the
+	// background, after the answer, and once accepted marked pulled; when
+	// the controller is unreachable the report stays on the box and the
+	// push is retried (30 s, doubling up to 10 min, also after a
+	// restart) until a push or `d2d controller pull` gets it there. A
+	// peer that times out or
 	// fails authentication is polled through it (tool poll). The peer
 	// must authenticate with a certificate of role controller; any other
 	// is refused (controller.ErrNotController) and gets nothing.
