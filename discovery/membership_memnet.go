@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/d2dmesh/d2d/internal/memnet"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -81,7 +82,6 @@ func (n *MemNetwork) NewTransport(addr netip.AddrPort) (*MemTransport, error) {
 		streamCh: make(chan net.Conn),
 		done:     make(chan struct{}),
 		conns:    make(map[*memConn]struct{}),
-		timers:   make(map[*time.Timer]struct{}),
 	}
 	n.nodes[addr] = t
 	return t, nil
@@ -115,7 +115,7 @@ type MemTransport struct {
 	mu       sync.Mutex
 	shutdown bool
 	conns    map[*memConn]struct{}
-	timers   map[*time.Timer]struct{}
+	delayed  memnet.Delays
 }
 
 var _ memberlist.NodeAwareTransport = (*MemTransport)(nil)
@@ -159,33 +159,13 @@ func (t *MemTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 		dst.deliver(p)
 		return now, nil
 	}
-	t.after(delay, func() { dst.deliver(p) })
+	t.delayed.After(delay, func() { dst.deliver(p) })
 	return now, nil
 }
 
 // WriteToAddress is WriteTo; the node name is not needed to route.
 func (t *MemTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	return t.WriteTo(b, a.Addr)
-}
-
-// after runs f after delay unless the transport shuts down first.
-func (t *MemTransport) after(delay time.Duration, f func()) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.shutdown {
-		return
-	}
-	var tm *time.Timer
-	tm = time.AfterFunc(delay, func() {
-		t.mu.Lock()
-		_, live := t.timers[tm]
-		delete(t.timers, tm)
-		t.mu.Unlock()
-		if live {
-			f()
-		}
-	})
-	t.timers[tm] = struct{}{}
 }
 
 func (t *MemTransport) deliver(p *memberlist.Packet) {
@@ -289,10 +269,7 @@ func (t *MemTransport) Shutdown() error {
 	}
 	t.shutdown = true
 	close(t.done)
-	for tm := range t.timers {
-		tm.Stop()
-	}
-	clear(t.timers)
+	t.delayed.Stop()
 	conns := t.conns
 	t.conns = nil
 	t.mu.Unlock()

@@ -4,11 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/d2dmesh/d2d/internal/memnet"
 )
 
 // MemLinkNetwork is an in-memory LinkNetwork of many nodes joined by
@@ -109,8 +110,7 @@ func (n memNode) Open(name string, mode Mode) (Link, error) {
 	if i.open[mode] != nil {
 		return nil, fmt.Errorf("discovery: interface %s: %s link already open", name, mode)
 	}
-	l := &memLink{m: n.m, iface: i, mode: mode, queue: make(chan []byte, 256),
-		closed: make(chan struct{}), deadlineChanged: make(chan struct{}, 1)}
+	l := &memLink{m: n.m, iface: i, mode: mode, queue: make(chan []byte, 256), closed: make(chan struct{})}
 	i.open[mode] = l
 	return l, nil
 }
@@ -121,11 +121,9 @@ type memLink struct {
 	mode  Mode
 	queue chan []byte
 
-	closeOnce       sync.Once
-	closed          chan struct{}
-	dmu             sync.Mutex
-	deadline        time.Time
-	deadlineChanged chan struct{}
+	closeOnce sync.Once
+	closed    chan struct{}
+	read      memnet.Deadline
 }
 
 func (l *memLink) Info() LinkInfo {
@@ -137,52 +135,20 @@ func (l *memLink) Info() LinkInfo {
 }
 
 func (l *memLink) SetReadDeadline(t time.Time) error {
-	l.dmu.Lock()
-	l.deadline = t
-	l.dmu.Unlock()
-	select {
-	case l.deadlineChanged <- struct{}{}:
-	default:
-	}
+	l.read.Set(t)
 	return nil
 }
 
 func (l *memLink) ReadFrame(b []byte) (int, error) {
 	for {
-		l.dmu.Lock()
-		d := l.deadline
-		l.dmu.Unlock()
-		var (
-			timeout <-chan time.Time
-			t       *time.Timer
-		)
-		if !d.IsZero() {
-			wait := time.Until(d)
-			if wait <= 0 {
-				return 0, fmt.Errorf("discovery: read %s: %w", l.iface.info.Name, os.ErrDeadlineExceeded)
-			}
-			t = time.NewTimer(wait)
-			timeout = t.C
+		f, err := memnet.Receive(&l.read, l.queue, l.closed)
+		if err != nil {
+			return 0, fmt.Errorf("discovery: read %s: %w", l.iface.info.Name, err)
 		}
-		stop := func() {
-			if t != nil {
-				t.Stop()
-			}
+		if len(f) > len(b) {
+			continue
 		}
-		select {
-		case f := <-l.queue:
-			stop()
-			if len(f) > len(b) {
-				continue
-			}
-			return copy(b, f), nil
-		case <-l.closed:
-			stop()
-			return 0, fmt.Errorf("discovery: read %s: %w", l.iface.info.Name, net.ErrClosed)
-		case <-timeout:
-		case <-l.deadlineChanged:
-			stop()
-		}
+		return copy(b, f), nil
 	}
 }
 

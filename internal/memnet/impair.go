@@ -19,7 +19,6 @@ func Impaired(pc net.PacketConn, imp Impairment, seed uint64) net.PacketConn {
 		rng:        rand.New(rand.NewPCG(seed, 0x696d70)),
 		in:         make(chan datagram, DefaultQueue),
 		done:       make(chan struct{}),
-		wake:       make(chan struct{}, 1),
 	}
 	c.wg.Add(1)
 	go c.pump()
@@ -35,13 +34,12 @@ type impaired struct {
 
 	in   chan datagram
 	done chan struct{}
-	wake chan struct{} // a deadline changed
+	read Deadline
 	wg   sync.WaitGroup
 
-	mu       sync.Mutex
-	closed   bool
-	delayed  delays
-	deadline time.Time
+	mu      sync.Mutex
+	closed  bool
+	delayed Delays
 }
 
 func (c *impaired) lose() bool {
@@ -59,7 +57,7 @@ func (c *impaired) later(f func()) {
 		f()
 		return
 	}
-	c.delayed.after(c.imp.Delay, f)
+	c.delayed.After(c.imp.Delay, f)
 }
 
 // pump reads the real socket and queues what survives, after the delay.
@@ -94,32 +92,11 @@ func datagramFrom(d datagram, from net.Addr) datagram {
 }
 
 func (c *impaired) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		c.mu.Lock()
-		dl := c.deadline
-		c.mu.Unlock()
-		var timeout <-chan time.Time
-		var t *time.Timer
-		if !dl.IsZero() {
-			d := time.Until(dl)
-			if d <= 0 {
-				return 0, nil, &net.OpError{Op: "read", Net: "udp", Addr: c.LocalAddr(), Err: timeoutError{}}
-			}
-			t = time.NewTimer(d)
-			timeout = t.C
-		}
-		select {
-		case d := <-c.in:
-			stop(t)
-			return copy(p, d.b), d.from, nil
-		case <-c.done:
-			stop(t)
-			return 0, nil, &net.OpError{Op: "read", Net: "udp", Addr: c.LocalAddr(), Err: net.ErrClosed}
-		case <-timeout:
-		case <-c.wake:
-			stop(t)
-		}
+	d, err := Receive(&c.read, c.in, c.done)
+	if err != nil {
+		return 0, nil, &net.OpError{Op: "read", Net: "udp", Addr: c.LocalAddr(), Err: err}
 	}
+	return copy(p, d.b), d.from, nil
 }
 
 func (c *impaired) WriteTo(p []byte, addr net.Addr) (int, error) {
@@ -138,13 +115,7 @@ func (c *impaired) WriteTo(p []byte, addr net.Addr) (int, error) {
 // ReadFrom (quic-go unblocks its reader this way when it closes); the
 // pump keeps reading the socket.
 func (c *impaired) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.deadline = t
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.read.Set(t)
 	return nil
 }
 
@@ -177,7 +148,7 @@ func (c *impaired) Close() error {
 	c.closed = true
 	close(c.done)
 	c.mu.Unlock()
-	c.delayed.stop()
+	c.delayed.Stop()
 	err := c.PacketConn.Close()
 	c.wg.Wait()
 	return err

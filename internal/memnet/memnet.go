@@ -135,7 +135,6 @@ func (n *Network) Listen(addr netip.AddrPort) (*Conn, error) {
 		udp:   net.UDPAddrFromAddrPort(addr),
 		queue: make(chan datagram, n.cfg.Queue),
 		done:  make(chan struct{}),
-		wake:  make(chan struct{}, 1),
 	}
 	n.conns[addr] = c
 	return c, nil
@@ -194,60 +193,22 @@ type Conn struct {
 	udp   *net.UDPAddr
 	queue chan datagram
 	done  chan struct{}
-	wake  chan struct{}
+	read  Deadline
 
-	mu       sync.Mutex
-	closed   bool
-	deadline time.Time
-	delayed  delays
+	mu      sync.Mutex
+	closed  bool
+	delayed Delays
 }
 
 var _ net.PacketConn = (*Conn)(nil)
 
-// timeoutError is a deadline expiry; it satisfies net.Error as
-// os.ErrDeadlineExceeded does for real sockets.
-type timeoutError struct{}
-
-func (timeoutError) Error() string   { return "memnet: i/o timeout" }
-func (timeoutError) Timeout() bool   { return true }
-func (timeoutError) Temporary() bool { return true }
-
 // ReadFrom waits for the next datagram.
 func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		c.mu.Lock()
-		dl := c.deadline
-		c.mu.Unlock()
-		var (
-			timeout <-chan time.Time
-			t       *time.Timer
-		)
-		if !dl.IsZero() {
-			d := time.Until(dl)
-			if d <= 0 {
-				return 0, nil, &net.OpError{Op: "read", Net: "udp", Addr: c.udp, Err: timeoutError{}}
-			}
-			t = time.NewTimer(d)
-			timeout = t.C
-		}
-		select {
-		case d := <-c.queue:
-			stop(t)
-			return copy(p, d.b), d.from, nil
-		case <-c.done:
-			stop(t)
-			return 0, nil, &net.OpError{Op: "read", Net: "udp", Addr: c.udp, Err: net.ErrClosed}
-		case <-timeout:
-		case <-c.wake:
-			stop(t)
-		}
+	d, err := Receive(&c.read, c.queue, c.done)
+	if err != nil {
+		return 0, nil, &net.OpError{Op: "read", Net: "udp", Addr: c.udp, Err: err}
 	}
-}
-
-func stop(t *time.Timer) {
-	if t != nil {
-		t.Stop()
-	}
+	return copy(p, d.b), d.from, nil
 }
 
 // WriteTo sends a copy of p to addr, a *net.UDPAddr. Like UDP it
@@ -291,7 +252,7 @@ func (n *Network) deliver(to netip.AddrPort, d datagram) {
 }
 
 // after runs f after delay unless c closes first.
-func (c *Conn) after(delay time.Duration, f func()) { c.delayed.after(delay, f) }
+func (c *Conn) after(delay time.Duration, f func()) { c.delayed.After(delay, f) }
 
 // Close detaches the Conn; datagrams still on their way are lost. A
 // second call returns a wrapped net.ErrClosed.
@@ -304,7 +265,7 @@ func (c *Conn) Close() error {
 	c.closed = true
 	close(c.done)
 	c.mu.Unlock()
-	c.delayed.stop()
+	c.delayed.Stop()
 	c.net.mu.Lock()
 	if c.net.conns[c.addr] == c {
 		delete(c.net.conns, c.addr)
@@ -335,13 +296,7 @@ func (c *Conn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
 // SetReadDeadline makes a waiting and every later ReadFrom return a
 // timeout error once t has passed; the zero t waits forever.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.deadline = t
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.read.Set(t)
 	return nil
 }
 
