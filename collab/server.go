@@ -551,16 +551,27 @@ func (ss *serverSession) callTool(ctx context.Context, conn *jsonrpc2.Conn, g gr
 	if err != nil {
 		return nil, providerError(err)
 	}
-	var out any = res
-	// A resource that carries its own signatures (a stored report) cannot
-	// be redacted without breaking them; its evidence was redacted when it
-	// was gathered, under the grant of whoever gathered it.
-	if signed, _ := res.Meta[mcp.SignedArtifactMetaKey].(bool); !signed && !ss.privacy3(callTok) {
-		if out, err = redactResult(res); err != nil {
-			return nil, providerError(err)
-		}
+	out, err := ss.redacted(res, res.Meta, callTok)
+	if err != nil {
+		return nil, err
 	}
 	return ss.e.signResult(out, mcp.MethodToolsCall, p.Name, p.Arguments, ss.sessionID())
+}
+
+// redacted is res as this session may see it: without privacy-level-3
+// data unless the grant or the call's token allows it. A result that
+// carries its own signatures (a stored report) cannot be redacted without
+// breaking them; its evidence was redacted when it was gathered, under
+// the grant of whoever gathered it.
+func (ss *serverSession) redacted(res any, meta map[string]any, callTok json.RawMessage) (any, error) {
+	if signed, _ := meta[mcp.SignedArtifactMetaKey].(bool); signed || ss.privacy3(callTok) {
+		return res, nil
+	}
+	out, err := redactResult(res)
+	if err != nil {
+		return nil, providerError(err)
+	}
+	return out, nil
 }
 
 func (ss *serverSession) readResource(ctx context.Context, g grantSet, p mcp.ReadResourceParams, raw *json.RawMessage) (any, error) {
@@ -580,14 +591,9 @@ func (ss *serverSession) readResource(ctx context.Context, g grantSet, p mcp.Rea
 	if err != nil {
 		return nil, providerError(err)
 	}
-	var out any = res
-	// A resource that carries its own signatures (a stored report) cannot
-	// be redacted without breaking them; its evidence was redacted when it
-	// was gathered, under the grant of whoever gathered it.
-	if signed, _ := res.Meta[mcp.SignedArtifactMetaKey].(bool); !signed && !ss.privacy3(callTok) {
-		if out, err = redactResult(res); err != nil {
-			return nil, providerError(err)
-		}
+	out, err := ss.redacted(res, res.Meta, callTok)
+	if err != nil {
+		return nil, err
 	}
 	args, err := stripMeta(*raw)
 	if err != nil {
