@@ -200,57 +200,13 @@ func (ss *serverSession) privacy3(callTok json.RawMessage) bool {
 // redactResult applies level 3 redaction (draft 003 §7.5) to a tool result
 // or resource read, adding the list of redactions to its _meta.
 func redactResult(res any) (any, error) {
-	var all []device.Redacted
 	switch r := res.(type) {
 	case *mcp.CallToolResult:
-		if len(r.StructuredContent) == 0 {
-			return r, nil
-		}
-		out, red, err := device.RedactJSON(r.StructuredContent)
-		if err != nil || len(red) == 0 {
-			return r, err
-		}
-		c := *r
-		c.StructuredContent = out
-		c.Meta = withMeta(r.Meta, device.MetaRedacted, red)
-		return &c, nil
+		return device.RedactToolResult(r)
 	case *mcp.ReadResourceResult:
-		c := *r
-		c.Contents = slices.Clone(r.Contents)
-		for i := range c.Contents {
-			rc := &c.Contents[i]
-			if rc.Text == "" || !strings.Contains(rc.MimeType, "json") {
-				continue
-			}
-			out, red, err := device.RedactJSON([]byte(rc.Text))
-			if err != nil {
-				return nil, err
-			}
-			if len(red) == 0 {
-				continue
-			}
-			for j := range red {
-				red[j].URI = rc.URI
-			}
-			all = append(all, red...)
-			rc.Text = string(out)
-			rc.ContentID = device.ContentID(out)
-		}
-		if len(all) > 0 {
-			c.Meta = withMeta(r.Meta, device.MetaRedacted, all)
-		}
-		return &c, nil
+		return device.RedactResource(r)
 	}
 	return res, nil
-}
-
-func withMeta(m map[string]any, k string, v any) map[string]any {
-	out := make(map[string]any, len(m)+1)
-	for mk, mv := range m {
-		out[mk] = mv
-	}
-	out[k] = v
-	return out
 }
 
 // auditRefused records a request refused before dispatch.

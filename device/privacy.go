@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/d2dmesh/d2d/internal/mcp"
 )
 
 // Privacy levels of draft-zm-rtgwg-mcp-troubleshooting-01 §7.5, as carried
@@ -154,4 +156,64 @@ func hostZeroed(ip string, plen any) string {
 
 func escapePointer(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// RedactToolResult returns r with its structuredContent redacted
+// (RedactJSON) and the redactions listed in _meta[MetaRedacted]; r itself
+// is not changed, and is returned as is when nothing was redacted.
+func RedactToolResult(r *mcp.CallToolResult) (*mcp.CallToolResult, error) {
+	if len(r.StructuredContent) == 0 {
+		return r, nil
+	}
+	out, red, err := RedactJSON(r.StructuredContent)
+	if err != nil || len(red) == 0 {
+		return r, err
+	}
+	c := *r
+	c.StructuredContent = out
+	c.Meta = withRedacted(r.Meta, red)
+	return &c, nil
+}
+
+// RedactResource returns r with every JSON text content redacted
+// (RedactJSON, its content id recomputed) and the redactions, each
+// naming its content's URI, listed in _meta[MetaRedacted]; r itself is
+// not changed.
+func RedactResource(r *mcp.ReadResourceResult) (*mcp.ReadResourceResult, error) {
+	c := *r
+	c.Contents = slices.Clone(r.Contents)
+	var all []Redacted
+	for i := range c.Contents {
+		rc := &c.Contents[i]
+		if rc.Text == "" || !strings.Contains(rc.MimeType, "json") {
+			continue
+		}
+		out, red, err := RedactJSON([]byte(rc.Text))
+		if err != nil {
+			return nil, err
+		}
+		if len(red) == 0 {
+			continue
+		}
+		for j := range red {
+			red[j].URI = rc.URI
+		}
+		all = append(all, red...)
+		rc.Text = string(out)
+		rc.ContentID = ContentID(out)
+	}
+	if len(all) > 0 {
+		c.Meta = withRedacted(r.Meta, all)
+	}
+	return &c, nil
+}
+
+// withRedacted is a copy of meta with MetaRedacted set to red.
+func withRedacted(meta map[string]any, red []Redacted) map[string]any {
+	out := make(map[string]any, len(meta)+1)
+	for k, v := range meta {
+		out[k] = v
+	}
+	out[MetaRedacted] = red
+	return out
 }

@@ -99,3 +99,52 @@ func BenchmarkRedactJSON(b *testing.B) {
 		}
 	}
 }
+
+// TestRedactResults: the result-level wrappers redact a copy, list every
+// redaction in _meta (with the content's URI for resources), recompute a
+// redacted content's id and leave plain text and unredacted results alone.
+func TestRedactResults(t *testing.T) {
+	doc := `{"interfaces":[{"name":"eth1","addresses":["10.0.12.1/30"]}]}`
+	tool := &mcp.CallToolResult{StructuredContent: json.RawMessage(doc), Meta: map[string]any{"k": "v"}}
+	rt, err := device.RedactToolResult(tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(tool.StructuredContent) != doc || len(tool.Meta) != 1 {
+		t.Error("the tool result given was changed")
+	}
+	if want := `{"interfaces":[{"addresses":["10.0.12.0/30"],"name":"eth1"}]}`; string(rt.StructuredContent) != want {
+		t.Errorf("redacted tool result %s, want %s", rt.StructuredContent, want)
+	}
+	if red, _ := rt.Meta[device.MetaRedacted].([]device.Redacted); len(red) != 1 || rt.Meta["k"] != "v" {
+		t.Errorf("tool result _meta %v", rt.Meta)
+	}
+	clean := &mcp.CallToolResult{StructuredContent: json.RawMessage(`{"loss":0.03}`)}
+	if got, err := device.RedactToolResult(clean); err != nil || got != clean {
+		t.Errorf("result without customer data: %p, %v; want it returned as is", got, err)
+	}
+
+	uri := "mcp://PE-1/ietf-interfaces:interfaces"
+	res := &mcp.ReadResourceResult{Contents: []mcp.ResourceContents{
+		{URI: uri, MimeType: "application/yang-data+json", Text: doc, ContentID: device.ContentID([]byte(doc))},
+		{URI: uri + "/note", MimeType: "text/plain", Text: "10.0.12.1/30"},
+	}}
+	rr, err := device.RedactResource(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Contents[0].Text != doc {
+		t.Error("the resource given was changed")
+	}
+	c := rr.Contents[0]
+	if c.Text == doc || c.ContentID != device.ContentID([]byte(c.Text)) {
+		t.Errorf("redacted contents %q with id %q", c.Text, c.ContentID)
+	}
+	if rr.Contents[1].Text != "10.0.12.1/30" {
+		t.Error("plain text contents were changed")
+	}
+	red, _ := rr.Meta[device.MetaRedacted].([]device.Redacted)
+	if len(red) != 1 || red[0].URI != uri {
+		t.Errorf("resource redactions %+v, want one on %s", red, uri)
+	}
+}

@@ -241,14 +241,9 @@ func (m *mcpServer) toolHandler(name string, mutating bool) sdk.ToolHandler {
 			}
 			return nil, mcpError(err)
 		}
-		if !m.opt.CustomerData && len(r.StructuredContent) > 0 {
-			out, red, err := device.RedactJSON(r.StructuredContent)
-			if err != nil {
+		if !m.opt.CustomerData {
+			if r, err = device.RedactToolResult(r); err != nil {
 				return nil, err
-			}
-			if len(red) > 0 {
-				r.StructuredContent = out
-				r.Meta = withRedacted(r.Meta, red)
 			}
 		}
 		return toSDK[sdk.CallToolResult](r)
@@ -257,15 +252,6 @@ func (m *mcpServer) toolHandler(name string, mutating bool) sdk.ToolHandler {
 
 func toolError(msg string) *sdk.CallToolResult {
 	return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: msg}}}
-}
-
-func withRedacted(meta map[string]any, red []device.Redacted) map[string]any {
-	out := make(map[string]any, len(meta)+1)
-	for k, v := range meta {
-		out[k] = v
-	}
-	out[device.MetaRedacted] = red
-	return out
 }
 
 func (m *mcpServer) read(ctx context.Context, req *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
@@ -279,26 +265,8 @@ func (m *mcpServer) read(ctx context.Context, req *sdk.ReadResourceRequest) (*sd
 		return nil, mcpError(err)
 	}
 	if !m.opt.CustomerData {
-		var all []device.Redacted
-		for i := range r.Contents {
-			c := &r.Contents[i]
-			if c.Text == "" || !strings.Contains(c.MimeType, "json") {
-				continue
-			}
-			out, red, err := device.RedactJSON([]byte(c.Text))
-			if err != nil {
-				return nil, err
-			}
-			for j := range red {
-				red[j].URI = c.URI
-			}
-			if len(red) > 0 {
-				c.Text = string(out)
-				all = append(all, red...)
-			}
-		}
-		if len(all) > 0 {
-			r.Meta = withRedacted(r.Meta, all)
+		if r, err = device.RedactResource(r); err != nil {
+			return nil, err
 		}
 	}
 	return toSDK[sdk.ReadResourceResult](r)
