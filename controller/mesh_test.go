@@ -149,6 +149,21 @@ func (m *mesh) waitPush(id string, n int) error {
 	}
 }
 
+// waitPushed waits, from the n-th background push of report id on,
+// until one succeeds; it fails the test after eight attempts.
+func (m *mesh) waitPushed(id string, n int) {
+	m.t.Helper()
+	for ; ; n++ {
+		err := m.waitPush(id, n)
+		if err == nil {
+			return
+		}
+		if n == 8 {
+			m.t.Fatalf("report %s: still failing after %d pushes: %v", id, n, err)
+		}
+	}
+}
+
 // stop closes one agent, as a device going offline.
 func (m *mesh) stop(name string) {
 	m.t.Helper()

@@ -263,15 +263,7 @@ func TestPushRetries(t *testing.T) {
 	}
 
 	c := m.serveController(t.TempDir(), nil, addr)
-	var err error
-	for n := 2; ; n++ {
-		if err = m.waitPush(res.Report.ID, n); err == nil {
-			break
-		}
-		if n == 8 {
-			t.Fatalf("still failing after %d pushes: %v", n, err)
-		}
-	}
+	m.waitPushed(res.Report.ID, 2)
 	checkStore(t, m, c.Store(), []string{res.Report.ID})
 	if e := entry(t, m, "PE-1", res.Report.ID); !e.Pulled || e.PulledBy != "ctl" {
 		t.Errorf("report on PE-1 after the retried push: %+v, want pulled by ctl", e)
@@ -289,13 +281,6 @@ func TestPushRetries(t *testing.T) {
 	m.stop("P-2")
 	c = m.serveController(t.TempDir(), nil, addr)
 	m.start("P-2")
-	for n := 2; ; n++ {
-		if err = m.waitPush(res.Report.ID, n); err == nil {
-			break
-		}
-		if n == 8 {
-			t.Fatalf("still failing after %d pushes: %v", n, err)
-		}
-	}
+	m.waitPushed(res.Report.ID, 2)
 	checkStore(t, m, c.Store(), []string{res.Report.ID})
 }
