@@ -100,6 +100,31 @@ type PingRequest struct {
 	Timeout     time.Duration `json:"timeout,omitempty"`  // per probe; if zero, 1s
 }
 
+// Probes returns the request's count, interval and per-probe timeout
+// with the documented defaults for zero values.
+func (r SRv6PingRequest) Probes() (count int, interval, timeout time.Duration) {
+	return probeDefaults(r.Count, r.Interval, r.Timeout, 100)
+}
+
+// Probes returns the request's count, interval and per-probe timeout
+// with the documented defaults for zero values.
+func (r PingRequest) Probes() (count int, interval, timeout time.Duration) {
+	return probeDefaults(r.Count, r.Interval, r.Timeout, 5)
+}
+
+func probeDefaults(count int, interval, timeout time.Duration, defaultCount int) (int, time.Duration, time.Duration) {
+	if count <= 0 {
+		count = defaultCount
+	}
+	if interval <= 0 {
+		interval = 10 * time.Millisecond
+	}
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	return count, interval, timeout
+}
+
 // ProbeResult is the outcome of a ping or an SRv6 ping.
 type ProbeResult struct {
 	Sent        int     `json:"sent"`

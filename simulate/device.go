@@ -107,16 +107,13 @@ func (d *Device) SRv6Ping(ctx context.Context, req device.SRv6PingRequest, progr
 	if err != nil {
 		return device.ProbeResult{}, err
 	}
-	count := req.Count
-	if count <= 0 {
-		count = 100
-	}
+	count, interval, _ := req.Probes()
 	size := pingSize + srhFixed + srhSegment*len(segs)
 	path := make([]string, len(segs))
 	for i, s := range segs {
 		path[i] = s.text
 	}
-	res, err := d.probe(ctx, count, req.Interval, progress, "srv6-ping", func(routes *routeCache, rtt *float64) (bool, string) {
+	res, err := d.probe(ctx, count, interval, progress, "srv6-ping", func(routes *routeCache, rtt *float64) (bool, string) {
 		cur := d.node
 		rng := d.node.rng
 		for _, s := range segs {
@@ -160,11 +157,8 @@ func (d *Device) Ping(ctx context.Context, req device.PingRequest, progress devi
 	if !srcOK {
 		return device.ProbeResult{}, fmt.Errorf("simulate: source %q is not on %s: %w", req.Source, d.node.name, device.ErrUnknownInterface)
 	}
-	count := req.Count
-	if count <= 0 {
-		count = 5
-	}
-	res, err := d.probe(ctx, count, req.Interval, progress, "ping", func(routes *routeCache, rtt *float64) (bool, string) {
+	count, interval, _ := req.Probes()
+	res, err := d.probe(ctx, count, interval, progress, "ping", func(routes *routeCache, rtt *float64) (bool, string) {
 		there, ok := routes.get(d.node, dst)
 		if !ok {
 			return false, fmt.Sprintf("no route from %s to %s", d.node.name, dst.name)
@@ -232,9 +226,6 @@ func (c *routeCache) get(a, b *node) ([]hop, bool) {
 // counters are consistent within a probe.
 func (d *Device) probe(ctx context.Context, count int, interval time.Duration, progress device.Progress, what string,
 	one func(routes *routeCache, rtt *float64) (bool, string)) (device.ProbeResult, error) {
-	if interval <= 0 {
-		interval = 10 * time.Millisecond
-	}
 	res := device.ProbeResult{RTTMinMS: math.Inf(1)}
 	var sum float64
 	var why string

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/d2dmesh/d2d/device"
 	"github.com/vishvananda/netlink"
@@ -32,17 +31,8 @@ func (b *Backend) Ping(ctx context.Context, req device.PingRequest, progress dev
 	if err := b.check(ctx); err != nil {
 		return device.ProbeResult{}, err
 	}
-	count, interval, timeout := req.Count, req.Interval, req.Timeout
-	if count <= 0 {
-		count = 5
-	}
+	count, interval, timeout := req.Probes()
 	count = min(count, maxProbes)
-	if interval <= 0 {
-		interval = 10 * time.Millisecond
-	}
-	if timeout <= 0 {
-		timeout = time.Second
-	}
 	dst, err := b.resolve(req.Destination)
 	if err != nil {
 		return device.ProbeResult{}, err

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/d2dmesh/d2d/device"
 	"golang.org/x/sys/unix"
@@ -31,17 +30,8 @@ func (b *Backend) SRv6Ping(ctx context.Context, req device.SRv6PingRequest, prog
 	if len(req.SIDList) == 0 {
 		return device.ProbeResult{}, fmt.Errorf("linux: SRv6 ping: empty SID list: %w", device.ErrUnknownSID)
 	}
-	count, interval, timeout := req.Count, req.Interval, req.Timeout
-	if count <= 0 {
-		count = 100
-	}
+	count, interval, timeout := req.Probes()
 	count = min(count, maxProbes)
-	if interval <= 0 {
-		interval = 10 * time.Millisecond
-	}
-	if timeout <= 0 {
-		timeout = time.Second
-	}
 	segs := make([]netip.Addr, len(req.SIDList))
 	path := make([]string, 0, len(segs)+1)
 	for i, s := range req.SIDList {
