@@ -128,7 +128,11 @@ type probe struct {
 	node, to string // sender; where it probes towards
 	res      device.ProbeResult
 	failed   string // call or tool failure text, when no result
-	ref      string
+	// unsent marks a failed probe that could not leave its node (no
+	// route, say): missing data for every loss rule, but a sign that the
+	// node has no way towards its target.
+	unsent bool
+	ref    string
 }
 
 // lossy and total say nothing of a failed probe: a call that failed
@@ -184,21 +188,19 @@ func digest(p Plan, obs []Observation) *facts {
 			body, err = unwrapResult(o.Result)
 		}
 		if s.Target == ToolSRv6Ping || s.Target == ToolPing {
-			pr := probe{node: s.Node, to: probeTarget(s), ref: o.ref()}
+			// A probe whose call failed has no evidence to cite: its
+			// ref stays empty rather than naming the plan step.
+			pr := probe{node: s.Node, to: probeTarget(s), ref: o.Ref}
 			if err != nil {
 				pr.failed = err.Error()
 			} else if json.Unmarshal(body, &pr.res) != nil {
 				pr.failed = "unreadable probe result"
 			} else if pr.res.Sent == 0 {
-				// Nothing could be sent. With a reason (no route to the
-				// first segment) that is total loss from this node, which
-				// is a finding; without one it is no measurement at all.
-				if pr.res.Error != "" {
-					pr.res.LossPercent = 100
-				} else {
-					pr.failed = "no probe sent"
-				}
+				// 0 of 0 is no measurement, whatever its loss field says.
+				pr.failed = cmp.Or(pr.res.Error, device.ErrNoProbeSent.Error())
+				pr.unsent = true
 			}
+			pr.unsent = pr.unsent || strings.Contains(pr.failed, device.ErrNoProbeSent.Error())
 			f.probes = append(f.probes, pr)
 			continue
 		}
@@ -434,7 +436,7 @@ func ruleMissingSID(f *facts) []report.Hypothesis {
 		}
 		i := slices.IndexFunc(hs, func(h report.Hypothesis) bool { return h.Location == node && h.Suspect == "SID "+sid })
 		if i >= 0 {
-			hs[i].EvidenceRefs = append(hs[i].EvidenceRefs, p.ref)
+			hs[i].EvidenceRefs = appendRef(hs[i].EvidenceRefs, p.ref)
 			continue
 		}
 		hs = append(hs, report.Hypothesis{
@@ -442,7 +444,7 @@ func ruleMissingSID(f *facts) []report.Hypothesis {
 			Location:     node,
 			Suspect:      "SID " + sid,
 			Confidence:   0.85,
-			EvidenceRefs: []string{p.ref},
+			EvidenceRefs: appendRef(nil, p.ref),
 		})
 	}
 	return hs
@@ -521,15 +523,40 @@ func sharesSubnet(a, b []string) bool {
 // end of it operationally down.
 func ruleLinkDown(f *facts) []report.Hypothesis {
 	var hs []report.Hypothesis
+	add := func(a, b string, refs []string) {
+		h, ok := f.linkDown(a, b, refs)
+		if !ok {
+			return
+		}
+		if i := slices.IndexFunc(hs, func(o report.Hypothesis) bool { return o.Location == h.Location }); i >= 0 {
+			for _, r := range h.EvidenceRefs {
+				hs[i].EvidenceRefs = appendRef(hs[i].EvidenceRefs, r)
+			}
+			return
+		}
+		hs = append(hs, h)
+	}
 	for _, s := range f.segments() {
 		if !s.total {
 			continue
 		}
 		for i := s.from; i < s.to; i++ {
-			if h, ok := f.linkDown(f.path[i], f.path[i+1], f.segRefs(s)); ok {
-				hs = append(hs, h)
-			}
+			add(f.path[i], f.path[i+1], f.segRefs(s))
 		}
+	}
+	// A probe that could not leave its node measured no loss, but says
+	// the node has no route on: look at its link towards the next node
+	// of the path in the probe's direction.
+	for _, p := range f.probes {
+		a, b := f.idx(p.node), f.idx(p.to)
+		if !p.unsent || a < 0 || b < 0 || a == b {
+			continue
+		}
+		next := a + 1
+		if b < a {
+			next = a - 1
+		}
+		add(f.path[a], f.path[next], appendRef(nil, p.ref))
 	}
 	return hs
 }

@@ -53,6 +53,7 @@ const tailRFC7951 = `{"ietf-interfaces:interfaces":{"interface":[
 type scenario struct {
 	results   map[string]string // "node/target" → structured content
 	errs      map[string]string // "node/target" → call error
+	toolErrs  map[string]string // "node/target" → tool result with isError
 	untrusted map[string]string // node → reason
 }
 
@@ -71,6 +72,12 @@ func (sc scenario) observe(p collab.Plan) []collab.Observation {
 		}
 		if e, ok := sc.errs[key]; ok {
 			o.Err, o.Ref = e, ""
+			obs = append(obs, o)
+			continue
+		}
+		if e, ok := sc.toolErrs[key]; ok {
+			b, _ := json.Marshal(mcp.CallToolResult{Content: []mcp.Content{mcp.TextContent(e)}, IsError: true})
+			o.Result = b
 			obs = append(obs, o)
 			continue
 		}
@@ -170,17 +177,31 @@ func TestCorrelate(t *testing.T) {
 		},
 		{
 			// On a real kernel a node whose link towards the tail is down
-			// sends nothing: no route to the first segment.
+			// sends nothing: no route to the first segment. That is a
+			// tool error, never a loss figure.
 			name: "link down behind the mid-point, mid-point cannot send",
 			in:   three,
-			sc: scenario{results: map[string]string{
+			sc: scenario{toolErrs: map[string]string{
+				"P-2/ietf-srv6-ping": "srv6-ping from P-2 to fc00:0:3::1: no probe sent: no route to first segment fc00:0:3::1",
+			}, results: map[string]string{
 				"PE-1/ietf-srv6-ping":    probeJSON("PE-1", 100, ""),
-				"P-2/ietf-srv6-ping":     `{"node":"P-2","sent":0,"received":0,"lossPercent":0,"error":"no route to first segment fc00:0:3::1"}`,
 				"P-2/interface-counters": `{"node":"P-2","interfaces":[{"name":"eth-PE-3","enabled":true,"operUp":false,"statistics":{"discontinuityTime":"2025-10-30T14:00:00Z"}},{"name":"eth-PE-1","enabled":true,"operUp":true,"statistics":{"discontinuityTime":"2025-10-30T14:00:00Z"}}]}`,
 			}},
 			want: report.Hypothesis{Location: "P-2->PE-3", Suspect: "interface P-2 eth-PE-3", Confidence: 0.85, Rule: "link-down",
-				EvidenceRefs: []string{"ev:1/P-2/ietf-srv6-ping", "ev:2/P-2/interface-counters"}},
+				EvidenceRefs: []string{"ev:1/PE-1/ietf-srv6-ping", "ev:2/P-2/interface-counters", "ev:1/P-2/ietf-srv6-ping"}},
 			wantSays: []string{"link P-2-PE-3 down"},
+		},
+		{
+			// An old-style result of 0 of 0 is no measurement either:
+			// never 0 % loss, so never "no fault" on its strength.
+			name: "a probe that sent nothing is missing data",
+			in:   three,
+			sc: scenario{results: map[string]string{
+				"PE-1/ietf-srv6-ping": `{"node":"PE-1","sent":0,"received":0,"lossPercent":0,"error":"no route to first segment fc00:0:2::1"}`,
+				"P-2/ietf-srv6-ping":  probeJSON("P-2", 0, ""),
+			}},
+			want:     report.Hypothesis{Confidence: 0.2, Rule: "inconclusive"},
+			wantSays: []string{"no route to first segment"},
 		},
 		{
 			name: "missing SID on the tail",
@@ -202,7 +223,8 @@ func TestCorrelate(t *testing.T) {
 				"PE-1/ietf-srv6-ping": probeJSON("PE-1", 100, "SID fc00:0:3::100 not instantiated on PE-3"),
 			}},
 			want: report.Hypothesis{Location: "PE-3", Suspect: "SID fc00:0:3::100", Confidence: 0.85, Rule: "missing-sid",
-				EvidenceRefs: []string{"ev:1/PE-1/ietf-srv6-ping", "1/P-2/ietf-srv6-ping"}},
+				// P-2's call failed: there is no evidence of it to cite.
+				EvidenceRefs: []string{"ev:1/PE-1/ietf-srv6-ping"}},
 			wantSays: []string{"missing SID fc00:0:3::100 on PE-3"},
 		},
 		{

@@ -19,6 +19,12 @@ var (
 	ErrUnsupported      = errors.New("device: not supported by this backend")
 )
 
+// ErrNoProbeSent is wrapped by a probe that sent nothing (no route to the
+// destination or first segment, say). Such a probe measured nothing, so
+// the registry turns it into a tool result with IsError set and the
+// reason, never into a loss figure: 0 of 0 received is not 0 % loss.
+var ErrNoProbeSent = errors.New("no probe sent")
+
 // Progress reports how far a long-running operation has got. total may
 // be zero when unknown. It must not block.
 type Progress func(done, total float64, message string)
@@ -136,7 +142,9 @@ type ProbeResult struct {
 	// Path is the resolved list of segments or addresses probed.
 	Path []string `json:"path,omitempty"`
 	// Error explains total failure when Received is zero, e.g.
-	// "SID fc00:0:3::100 not instantiated on PE-3".
+	// "SID fc00:0:3::100 not instantiated on PE-3". A result with Sent
+	// zero is not a measurement: backends return an error wrapping
+	// ErrNoProbeSent instead.
 	Error string `json:"error,omitempty"`
 }
 

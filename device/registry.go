@@ -1,6 +1,7 @@
 package device
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -262,7 +263,7 @@ func (r *Registry) run(ctx context.Context, t *compiledTool, req ToolRequest, ar
 			Head: a.Head, SIDList: a.SIDList, Tail: a.Tail, Count: a.Count,
 			Interval: ms(a.Interval), Timeout: ms(a.Timeout),
 		}, progress)
-		if err != nil {
+		if err := sentSome(node, "srv6-ping", strings.Join(a.SIDList, ","), res, err); err != nil {
 			return nil, "", err
 		}
 		return probeOut{node, res}, probeSummary(node, "srv6-ping", strings.Join(res.Path, ","), res), nil
@@ -277,7 +278,7 @@ func (r *Registry) run(ctx context.Context, t *compiledTool, req ToolRequest, ar
 		}
 		res, err := r.b.Ping(ctx, PingRequest{Destination: a.Destination, Source: a.Source, Count: a.Count,
 			Interval: ms(a.Interval), Timeout: ms(a.Timeout)}, progress)
-		if err != nil {
+		if err := sentSome(node, "ping", a.Destination, res, err); err != nil {
 			return nil, "", err
 		}
 		return probeOut{node, res}, probeSummary(node, "ping", a.Destination, res), nil
@@ -394,6 +395,16 @@ func (r *Registry) run(ctx context.Context, t *compiledTool, req ToolRequest, ar
 type probeOut struct {
 	Node string `json:"node"`
 	ProbeResult
+}
+
+// sentSome is a probe's error, with a probe that sent nothing made one:
+// whatever a backend says of it, it is no loss figure.
+func sentSome(node, what, target string, res ProbeResult, err error) error {
+	if err != nil || res.Sent > 0 {
+		return err
+	}
+	reason := cmp.Or(res.Error, "the backend gave no reason")
+	return fmt.Errorf("%s from %s to %s: %w: %s", what, node, target, ErrNoProbeSent, reason)
 }
 
 func probeSummary(node, what, target string, res ProbeResult) string {

@@ -588,3 +588,46 @@ func ExampleRegistry_CallTool() {
 	fmt.Println(out.Sent, out.Received < out.Sent)
 	// Output: 100 true
 }
+
+// silentBackend sends no probe and says nothing of why, as a careless
+// backend might: the registry must still not report a loss figure.
+type silentBackend struct{ device.Backend }
+
+func (silentBackend) SRv6Ping(context.Context, device.SRv6PingRequest, device.Progress) (device.ProbeResult, error) {
+	return device.ProbeResult{}, nil
+}
+
+func (silentBackend) Ping(context.Context, device.PingRequest, device.Progress) (device.ProbeResult, error) {
+	return device.ProbeResult{Error: "no route to host"}, nil
+}
+
+func TestProbeThatSentNothingIsAnError(t *testing.T) {
+	b, err := triangle(t).Device("PE-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := device.NewRegistry(silentBackend{b}, device.RegistryOptions{})
+	t.Cleanup(func() { _ = r.Close() })
+	for _, tt := range []struct {
+		tool, args string
+		want       []string
+	}{
+		{device.ToolSRv6Ping, `{"sidList":["P-2","PE-3"]}`, []string{"no probe sent", "the backend gave no reason", "P-2,PE-3"}},
+		{device.ToolPing, `{"destination":"PE-3"}`, []string{"no probe sent", "no route to host", "PE-3"}},
+	} {
+		t.Run(tt.tool, func(t *testing.T) {
+			res, err := r.CallTool(context.Background(), device.ToolRequest{Name: tt.tool, Arguments: json.RawMessage(tt.args)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.IsError || res.StructuredContent != nil || len(res.Content) != 1 {
+				t.Fatalf("result = %+v, want an error result and no structured content", res)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(res.Content[0].Text, w) {
+					t.Errorf("error %q lacks %q", res.Content[0].Text, w)
+				}
+			}
+		})
+	}
+}

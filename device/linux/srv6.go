@@ -62,7 +62,7 @@ func (b *Backend) SRv6Ping(ctx context.Context, req device.SRv6PingRequest, prog
 
 	src, err := b.sourceFor(segs[0])
 	if err != nil {
-		return device.ProbeResult{Path: path, Error: err.Error()}, nil
+		return device.ProbeResult{Path: path}, fmt.Errorf("linux: SRv6 ping via %s: %w: %v", strings.Join(path, ","), device.ErrNoProbeSent, err)
 	}
 	var fd int
 	if err := b.do(func() (err error) {
