@@ -16,9 +16,10 @@ build:
 demo:
 	$(GO) run ./cmd/d2d demo
 
-## test: installs what the tests need when missing, then runs every test.
+## test: installs what the tests need when missing, then runs every test
+## and lists the tests a missing kernel feature left out.
 test: deps lint
-	$(GO) test -count=1 -timeout 40m $(TESTFLAGS) $(PKGS)
+	@GO=$(GO) scripts/test.sh -count=1 -timeout 40m $(TESTFLAGS) $(PKGS)
 
 ## deps: Debian and npm packages used by the interoperability tests.
 deps:

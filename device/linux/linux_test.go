@@ -13,6 +13,8 @@ import (
 
 	"github.com/d2dmesh/d2d/device"
 	"github.com/d2dmesh/d2d/device/linux"
+	"github.com/d2dmesh/d2d/internal/kernel"
+	"github.com/d2dmesh/d2d/internal/testenv"
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 )
@@ -176,10 +178,21 @@ func TestSRv6Scenario(t *testing.T) {
 	if d := cmp.Diff([]string{"fc00:0:2::1", "fc00:0:3::1"}, ping(pe1, []string{"P-2", "PE-3"}, "", 1).Path); d != "" {
 		t.Errorf("path (-want +got):\n%s", d)
 	}
-	// seg6local End on P-2 and End.DT6 on PE-3, with an explicit tail.
-	if res := ping(pe1, []string{l.path.EndSIDs["P-2"], l.path.DecapSIDs["PE-3"]}, "PE-3", 50); res.Received != 50 {
-		t.Fatalf("via End and End.DT6 SIDs: %+v, want no loss", res)
+	// An explicit tail that is not the last segment: PE-3 decapsulates
+	// at its loopback SID and answers for its link address.
+	tail := l.path.Links[1].BAddr
+	if res := ping(pe1, []string{"P-2", "PE-3"}, tail, 50); res.Received != 50 || res.Path[len(res.Path)-1] != tail {
+		t.Fatalf("via loopback SIDs to tail %s: %+v, want no loss", tail, res)
 	}
+	t.Run("seg6local SIDs", func(t *testing.T) {
+		// End on P-2 and End.DT6 on PE-3, with an explicit tail.
+		testenv.RequireKernel(t, kernel.Seg6Local)
+		sids := []string{l.path.EndSIDs["P-2"], l.path.DecapSIDs["PE-3"]}
+		res, err := pe1.SRv6Ping(ctx, device.SRv6PingRequest{SIDList: sids, Tail: "PE-3", Count: 50, Interval: time.Millisecond, Timeout: 500 * time.Millisecond}, nil)
+		if err != nil || res.Received != 50 {
+			t.Fatalf("via End and End.DT6 SIDs: %+v, %v; want no loss", res, err)
+		}
+	})
 
 	if err := pe1.InstallACLDrop(ctx, "2001", "10", "eth1", 0.05); err != nil {
 		t.Fatal(err)
@@ -331,6 +344,13 @@ func TestBadInput(t *testing.T) {
 			_, err := pe1.Traceroute(ctx, device.TracerouteRequest{Destination: "PE-9"}, nil)
 			return err
 		}, device.ErrUnknownSID},
+		{"SRv6 ping through a first segment with no route", func() error {
+			res, err := pe1.SRv6Ping(ctx, device.SRv6PingRequest{SIDList: []string{"fc00:0:99::1", "PE-3"}, Count: 3}, nil)
+			if res.Sent != 0 || res.LossPercent != 0 {
+				t.Errorf("unroutable first segment: %+v, want nothing sent and no loss figure", res)
+			}
+			return err
+		}, device.ErrNoProbeSent},
 		{"ACL drop on unknown interface", func() error { return pe1.InstallACLDrop(ctx, "2001", "10", "eth9", 0.03) }, device.ErrUnknownInterface},
 		{"unknown ACL rule", func() error { return pe1.SetACLRule(ctx, "2001", "10", false) }, device.ErrUnknownACL},
 	}
@@ -340,6 +360,19 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 		})
+	}
+	// Through the registry, a probe that sent nothing is a tool error
+	// with its reason: a signed result an LLM or a peer reads as such,
+	// never as "0/0 received, 0.0% loss".
+	reg := device.NewRegistry(pe1, device.RegistryOptions{})
+	t.Cleanup(func() { reg.Close() })
+	res, err := reg.CallTool(ctx, device.ToolRequest{Name: device.ToolSRv6Ping, Arguments: []byte(`{"sidList":["fc00:0:99::1","PE-3"],"count":3}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.IsError || len(res.StructuredContent) != 0 || len(res.Content) != 1 ||
+		!strings.Contains(res.Content[0].Text, "no probe sent") || !strings.Contains(res.Content[0].Text, "fc00:0:99::1") {
+		t.Errorf("srv6-ping through an unroutable first segment = %+v, want an error result naming the segment", res)
 	}
 	if d := cmp.Diff(before, kernelState(t, l, "PE-1")); d != "" {
 		t.Errorf("bad input changed the kernel (-before +after):\n%s", d)
