@@ -26,5 +26,6 @@
 // defined, an interface used by two links, a link from an interface to
 // itself, a link with other than two endpoints, and an interface name
 // the kernel would refuse. Schema validates a file against the schema
-// itself; FindSchema locates the project's copy of it.
+// itself, taken from $D2D_CLAB_SCHEMA (SchemaFromEnv): containerlab's
+// schemas/clab.schema.json is in no package registry.
 package containerlab

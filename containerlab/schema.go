@@ -6,44 +6,31 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 )
 
-// SchemaPath is where the project keeps containerlab's JSON schema,
-// relative to the directory that holds the repository: the shared/
-// folder beside the clone.
-const SchemaPath = "shared/containerlab/clab.schema.json"
+// SchemaEnv names the environment variable that points at containerlab's
+// JSON schema, schemas/clab.schema.json in containerlab's repository. No
+// package registry ships the schema, so the project does not guess where
+// a copy lives: whoever has one says so.
+const SchemaEnv = "D2D_CLAB_SCHEMA"
 
-// ErrNoSchema is returned by FindSchema when no copy of the schema is found.
-var ErrNoSchema = errors.New("containerlab: schema not found")
+// ErrNoSchema is returned by SchemaFromEnv when SchemaEnv is unset.
+var ErrNoSchema = errors.New("containerlab: no schema: set " + SchemaEnv + " to containerlab's schemas/clab.schema.json")
 
-// FindSchema looks for SchemaPath in dir and each of its ancestors and
-// returns the first match. $D2D_CLAB_SCHEMA, when set, wins.
-func FindSchema(dir string) (string, error) {
-	if p := os.Getenv("D2D_CLAB_SCHEMA"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%w: D2D_CLAB_SCHEMA: %v", ErrNoSchema, err)
-		}
-		return p, nil
+// SchemaFromEnv returns the path in $D2D_CLAB_SCHEMA: ErrNoSchema when it
+// is unset, an error when it names no file.
+func SchemaFromEnv() (string, error) {
+	p := os.Getenv(SchemaEnv)
+	if p == "" {
+		return "", ErrNoSchema
 	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("containerlab: %w", err)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("containerlab: %s: %w", SchemaEnv, err)
 	}
-	for {
-		p := filepath.Join(dir, SchemaPath)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%w: no %s in any parent directory (set D2D_CLAB_SCHEMA)", ErrNoSchema, SchemaPath)
-		}
-		dir = parent
-	}
+	return p, nil
 }
 
 // Schema is containerlab's compiled JSON schema (draft-07).

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the real peers the interoperability tests talk to, when missing:
-# lldpd, tshark, yanglint, nftables, iproute2, tmux. Needs root for apt-get;
+# lldpd, tshark, yanglint and the IETF YANG modules it checks against,
+# nftables, iproute2, tmux. Needs root for apt-get;
 # without root it names what is missing and fails.
 set -eu
 
@@ -9,6 +10,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have lldpd    || need="$need lldpd"
 have tshark   || need="$need tshark"
 have yanglint || need="$need libyang-tools"
+# ietf-interfaces (RFC 8343) and iana-if-type for the yanglint tests.
+[ -f /usr/share/yuma/nmda-modules/ietf/ietf-interfaces@2018-02-20.yang ] || need="$need libyuma-base"
 have nft      || need="$need nftables"
 have ip       || need="$need iproute2"
 have tmux     || need="$need tmux"

@@ -7,45 +7,36 @@ import (
 	"testing"
 )
 
-// SharedDir finds a directory of the project's reference data (the IETF
-// YANG modules, containerlab's topology schema) that sits in "shared/"
-// beside the repository: it walks up from the test's working directory
-// looking for shared/<sub>. D2D_SHARED overrides the search. Missing data
-// skips the test, or fails it in CI mode.
-func SharedDir(t testing.TB, sub string) string {
+// The IETF modules yanglint checks interface documents against come from
+// Debian's libyuma-base (scripts/deps.sh installs it): the NMDA revisions
+// of ietf-interfaces (RFC 8343) and ietf-ip (RFC 8344), and iana-if-type.
+const (
+	yangNMDADir   = "/usr/share/yuma/nmda-modules/ietf"
+	yangIANADir   = "/usr/share/yuma/modules/ietf"
+	yangPackage   = "libyuma-base"
+	yangInterface = "ietf-interfaces@2018-02-20.yang"
+)
+
+// YANGModules returns the search directories and the module files for
+// checking ietf-interfaces documents, skipping t (failing it in CI mode) when
+// libyuma-base is not installed.
+func YANGModules(t testing.TB) (dirs, modules []string) {
 	t.Helper()
-	if d := os.Getenv("D2D_SHARED"); d != "" {
-		p := filepath.Join(d, sub)
-		if _, err := os.Stat(p); err == nil {
-			return p
+	ifs := filepath.Join(yangNMDADir, yangInterface)
+	iana, _ := filepath.Glob(filepath.Join(yangIANADir, "iana-if-type@*.yang"))
+	if _, err := os.Stat(ifs); err != nil || len(iana) == 0 {
+		msg := "IETF YANG modules not found (" + ifs + ", " + yangIANADir + "/iana-if-type@*.yang): apt-get install " + yangPackage + " (make deps does this)"
+		if Required() {
+			t.Fatal(msg)
 		}
+		t.Skip("skipping: " + msg)
 	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "shared", sub)
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	msg := "reference data shared/" + sub + " not found beside the repository (set D2D_SHARED)"
-	if Required() {
-		t.Fatal(msg)
-	}
-	t.Skip("skipping: " + msg)
-	return ""
+	return []string{yangNMDADir, yangIANADir}, []string{ifs, iana[len(iana)-1]}
 }
 
 // ValidateInterfaces checks an RFC 7951 ietf-interfaces document with
-// yanglint against the RFC 8343 modules of shared/yang, failing t with
-// yanglint's message when it is invalid.
+// yanglint against the RFC 8343 modules, failing t with yanglint's
+// message when it is invalid.
 func ValidateInterfaces(t testing.TB, doc []byte) {
 	t.Helper()
 	if err := CheckInterfaces(t, doc); err != nil {
@@ -58,14 +49,17 @@ func ValidateInterfaces(t testing.TB, doc []byte) {
 func CheckInterfaces(t testing.TB, doc []byte) error {
 	t.Helper()
 	yanglint := LookPath(t, "yanglint", "libyang-tools")
-	yang := SharedDir(t, "yang")
+	dirs, modules := YANGModules(t)
 	f := filepath.Join(t.TempDir(), "interfaces.json")
 	if err := os.WriteFile(f, doc, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(yanglint, "-t", "data", "-F", "ietf-interfaces:", "-p", yang,
-		filepath.Join(yang, "ietf-interfaces@2018-02-20.yang"),
-		filepath.Join(yang, "iana-if-type@2023-01-26.yang"), f).CombinedOutput()
+	args := []string{"-t", "data", "-F", "ietf-interfaces:"}
+	for _, d := range dirs {
+		args = append(args, "-p", d)
+	}
+	args = append(args, modules...)
+	out, err := exec.Command(yanglint, append(args, f)...).CombinedOutput()
 	if err != nil {
 		return &yanglintError{out: string(out), err: err}
 	}
