@@ -42,6 +42,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/d2dmesh/d2d/containerlab"
+	"github.com/d2dmesh/d2d/internal/kernel"
 	"github.com/d2dmesh/d2d/internal/netns"
 	agent "github.com/d2dmesh/d2d/node"
 	"github.com/d2dmesh/d2d/signing"
@@ -75,9 +76,9 @@ type LabConfig struct {
 	// zero, 30s.
 	StartTimeout time.Duration
 	// Schema is containerlab's JSON schema, to validate the topology
-	// against before anything is created. If empty, containerlab.FindSchema
-	// looks beside the topology's directory and its parents; when there is
-	// none, only the checks of containerlab.Topology.Check run.
+	// against before anything is created. If empty, $D2D_CLAB_SCHEMA;
+	// when that is unset too, only the checks of
+	// containerlab.Topology.Check run.
 	Schema string
 	// LogLevel is the agents' --log-level. If empty, "debug": the logs
 	// stay in the lab directory, where they help most.
@@ -135,6 +136,20 @@ type labState struct {
 	Mgmt     string `json:"mgmt"`
 	MgmtIPv4 string `json:"mgmtIPv4"`
 	MgmtIPv6 string `json:"mgmtIPv6"`
+	// Omitted lists the exec lines left out for a kernel feature this
+	// host lacks.
+	Omitted []OmittedExec `json:"omitted,omitempty"`
+}
+
+// OmittedExec is an exec line `lab up` left out because the kernel lacks
+// a feature it needs (kernel.Feature), e.g. a seg6local SID on a kernel
+// built without CONFIG_IPV6_SEG6_LWTUNNEL.
+type OmittedExec struct {
+	Node    string `json:"node"`
+	Line    string `json:"line"`
+	Feature string `json:"feature"`
+	// Missing says what the kernel lacks and the option behind it.
+	Missing string `json:"missing"`
 }
 
 // MgmtNode is the name under which Exec reaches the management namespace
@@ -337,6 +352,12 @@ func LabUp(ctx context.Context, cfg LabConfig) (l *Lab, err error) {
 		if _, err := netns.New(n.NetNS); err != nil {
 			return l, err
 		}
+		// Routers keep an interface's addresses while it is down; so
+		// must a lab node, or a link that goes down and up again comes
+		// back without its IPv6 addresses.
+		if err := run(ctx, "ip", "netns", "exec", n.NetNS, "sysctl", "-qw", "net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.default.keep_addr_on_down=1"); err != nil {
+			return l, err
+		}
 	}
 	if err := l.addMgmt(ctx, names); err != nil {
 		return l, err
@@ -350,6 +371,9 @@ func LabUp(ctx context.Context, cfg LabConfig) (l *Lab, err error) {
 		if err := l.runExecs(ctx, name); err != nil {
 			return l, err
 		}
+	}
+	if err := l.save(); err != nil {
+		return l, err
 	}
 	for _, name := range names {
 		if err := l.startAgent(name); err != nil {
@@ -365,9 +389,12 @@ func LabUp(ctx context.Context, cfg LabConfig) (l *Lab, err error) {
 func validateSchema(cfg LabConfig) error {
 	path := cfg.Schema
 	if path == "" {
-		p, err := containerlab.FindSchema(filepath.Dir(cfg.Topology))
-		if err != nil {
+		p, err := containerlab.SchemaFromEnv()
+		if errors.Is(err, containerlab.ErrNoSchema) {
 			return nil
+		}
+		if err != nil {
+			return err
 		}
 		path = p
 	}
@@ -631,6 +658,11 @@ func (l *Lab) runExecs(ctx context.Context, name string) error {
 		if len(argv) == 0 {
 			continue
 		}
+		if f, lacks := kernel.Lacks(argv); lacks {
+			l.state.Omitted = append(l.state.Omitted, OmittedExec{Node: name, Line: line, Feature: string(f), Missing: f.Missing()})
+			l.log.Warn("exec line left out", "node", name, "line", line, "reason", f.Missing())
+			continue
+		}
 		cmd := l.command(ctx, n, argv)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("%w: node %s: exec %q: %v: %s", ErrLab, name, line, err, bytes.TrimSpace(out))
@@ -840,6 +872,10 @@ func (l *Lab) Status() []LabNode {
 
 // Mgmt returns the management namespace and the bridge's addresses.
 func (l *Lab) Mgmt() (ns, ipv4, ipv6 string) { return l.state.Mgmt, l.state.MgmtIPv4, l.state.MgmtIPv6 }
+
+// Omitted returns the exec lines left out for kernel features this host
+// lacks.
+func (l *Lab) Omitted() []OmittedExec { return slices.Clone(l.state.Omitted) }
 
 // Faults returns the faults in force.
 func (l *Lab) Faults() []LabFault { return slices.Clone(l.state.Faults) }

@@ -1,8 +1,11 @@
 package simulate
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +43,10 @@ type LabFault struct {
 	// clearing restores no less and no more.
 	HadTable bool `json:"hadTable,omitempty"`
 	HadACL   bool `json:"hadACL,omitempty"`
+	// Restore holds, for a link down, the ip(8) arguments that put back
+	// what the kernel removes with the link: the interface's global
+	// addresses and the configured routes through it.
+	Restore [][]string `json:"restore,omitempty"`
 }
 
 func (f LabFault) String() string {
@@ -146,6 +153,9 @@ func (l *Lab) Inject(ctx context.Context, f LabFault) error {
 			return err
 		}
 	case LabLinkDown:
+		if f.Restore, err = linkConfig(ctx, n.NetNS, f.Interface); err != nil {
+			return err
+		}
 		if err := run(ctx, "ip", "-n", n.NetNS, "link", "set", f.Interface, "down"); err != nil {
 			return err
 		}
@@ -224,7 +234,10 @@ func (l *Lab) clear(ctx context.Context, f LabFault) error {
 			return b.SetACLRule(ctx, f.ACL, f.Rule, false)
 		}
 	case LabLinkDown:
-		return run(ctx, "ip", "-n", n.NetNS, "link", "set", f.Interface, "up")
+		if err := run(ctx, "ip", "-n", n.NetNS, "link", "set", f.Interface, "up"); err != nil {
+			return err
+		}
+		return restoreLinkConfig(ctx, n.NetNS, f.Interface, f.Restore)
 	case LabAgentStop:
 		if err := l.startAgent(n.Name); err != nil {
 			return err
@@ -232,4 +245,133 @@ func (l *Lab) clear(ctx context.Context, f LabFault) error {
 		return l.waitReady(ctx, []string{n.Name})
 	}
 	return fmt.Errorf("%w: unknown fault kind %q", ErrLab, f.Kind)
+}
+
+// linkConfig lists what a link's interface holds that the kernel drops
+// when the link goes down, as ip(8) arguments that add it again: its
+// global addresses (IPv6 ones, unless keep_addr_on_down holds them) and
+// the routes through it that configuration installed (protocol boot or
+// static, ids 3 and 4; the kernel's own routes return with the link and
+// a routing daemon installs its own again).
+func linkConfig(ctx context.Context, ns, dev string) ([][]string, error) {
+	var out [][]string
+	b, err := exec.CommandContext(ctx, "ip", "-n", ns, "-j", "addr", "show", "dev", dev).Output()
+	if err != nil {
+		return nil, fmt.Errorf("%w: addresses of %s: %v", ErrLab, dev, err)
+	}
+	var links []struct {
+		Addrs []struct {
+			Family, Local, Scope string
+			Prefixlen            int
+		} `json:"addr_info"`
+	}
+	if err := json.Unmarshal(b, &links); err != nil {
+		return nil, fmt.Errorf("%w: addresses of %s: %v", ErrLab, dev, err)
+	}
+	for _, l := range links {
+		for _, a := range l.Addrs {
+			if a.Scope != "global" {
+				continue
+			}
+			args := []string{"addr", "add", fmt.Sprintf("%s/%d", a.Local, a.Prefixlen), "dev", dev}
+			if a.Family == "inet6" {
+				args = append([]string{"-6"}, append(args, "nodad")...)
+			}
+			out = append(out, args)
+		}
+	}
+	for _, family := range []string{"-4", "-6"} {
+		b, err := exec.CommandContext(ctx, "ip", "-n", ns, "-N", "-j", family, "route", "show", "table", "all").Output()
+		if err != nil {
+			return nil, fmt.Errorf("%w: routes through %s: %v", ErrLab, dev, err)
+		}
+		var routes []kernelRoute
+		if err := json.Unmarshal(b, &routes); err != nil {
+			return nil, fmt.Errorf("%w: routes through %s: %v", ErrLab, dev, err)
+		}
+		for _, r := range routes {
+			if args, ok := r.addArgs(family, dev); ok {
+				out = append(out, args)
+			}
+		}
+	}
+	return out, nil
+}
+
+// kernelRoute is one entry of `ip -N -j route show`: numbers for protocol,
+// scope, type and table.
+type kernelRoute struct {
+	Type, Dst, Gateway, Dev, Table, Protocol, Scope, Prefsrc string
+	Metric                                                   int
+	Nexthops                                                 []struct {
+		Gateway, Dev string
+		Weight       int
+	}
+}
+
+// addArgs returns the arguments that add r again, if r is a configured
+// unicast route through dev.
+func (r kernelRoute) addArgs(family, dev string) ([]string, bool) {
+	if r.Type != "" && r.Type != "1" || r.Protocol != "" && r.Protocol != "3" && r.Protocol != "4" {
+		return nil, false
+	}
+	through := r.Dev == dev
+	for _, h := range r.Nexthops {
+		through = through || h.Dev == dev
+	}
+	if !through {
+		return nil, false
+	}
+	args := []string{family, "route", "add", r.Dst}
+	if r.Table != "" {
+		args = append(args, "table", r.Table)
+	}
+	if r.Protocol != "" {
+		args = append(args, "proto", r.Protocol)
+	}
+	if r.Metric != 0 {
+		args = append(args, "metric", strconv.Itoa(r.Metric))
+	}
+	if r.Scope != "" {
+		args = append(args, "scope", r.Scope)
+	}
+	if r.Prefsrc != "" {
+		args = append(args, "src", r.Prefsrc)
+	}
+	if r.Gateway != "" {
+		args = append(args, "via", r.Gateway)
+	}
+	if r.Dev != "" {
+		args = append(args, "dev", r.Dev)
+	}
+	for _, h := range r.Nexthops {
+		args = append(args, "nexthop", "via", h.Gateway, "dev", h.Dev)
+		if h.Weight > 0 {
+			args = append(args, "weight", strconv.Itoa(h.Weight))
+		}
+	}
+	return args, true
+}
+
+// restoreLinkConfig adds back what linkConfig listed and the interface
+// no longer holds (keep_addr_on_down keeps IPv6 addresses; IPv4
+// addresses stay with the interface).
+func restoreLinkConfig(ctx context.Context, ns, dev string, cmds [][]string) error {
+	now, err := linkConfig(ctx, ns, dev)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, args := range now {
+		have[strings.Join(args, " ")] = true
+	}
+	for _, args := range cmds {
+		if have[strings.Join(args, " ")] {
+			continue
+		}
+		if out, err := exec.CommandContext(ctx, "ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%w: restoring ip %s: %v: %s", ErrLab, strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+	}
+	return nil
 }

@@ -75,7 +75,7 @@ func runLabUp(ctx context.Context, env *cmdEnv, args []string) error {
 	f := newLabFlags(env, "lab up", "lab up [--name LAB] [--dir DIR] [--wait 60s] FILE.clab.yml")
 	wait := f.fs.Duration("wait", time.Minute, "wait this long for every agent to see every other (0: do not wait)")
 	level := f.fs.String("log-level", "debug", "agents' log level (logs are in the lab directory)")
-	schema := f.fs.String("schema", "", "containerlab's clab.schema.json to validate against (default: shared/containerlab/ beside a parent directory, if there)")
+	schema := f.fs.String("schema", "", "containerlab's clab.schema.json to validate against (default: $D2D_CLAB_SCHEMA, if set)")
 	pos, err := f.parse(args)
 	if err != nil {
 		return errUsage
@@ -89,6 +89,9 @@ func runLabUp(ctx context.Context, env *cmdEnv, args []string) error {
 	lab, err := simulate.LabUp(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	for _, g := range omittedByReason(lab) {
+		fmt.Fprintf(env.stderr, "warning: %s: left out %d exec line(s): %s\n", g.reason, len(g.lines), strings.Join(g.lines, "; "))
 	}
 	if *wait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, *wait)
@@ -170,6 +173,12 @@ func printLabStatus(env *cmdEnv, lab *simulate.Lab) {
 	tw.Flush()
 	if ns, v4, v6 := lab.Mgmt(); ns != "" {
 		fmt.Fprintf(env.stdout, "\nmanagement network: namespace %s, bridge mgmt0 %s %s (d2d lab exec %s -- CMD runs there)\n", ns, v4, v6, simulate.MgmtNode)
+	}
+	for _, g := range omittedByReason(lab) {
+		fmt.Fprintf(env.stdout, "\nleft out, %s:\n", g.reason)
+		for _, l := range g.lines {
+			fmt.Fprintf(env.stdout, "  %s\n", l)
+		}
 	}
 	if fs := lab.Faults(); len(fs) > 0 {
 		fmt.Fprintln(env.stdout, "\nfaults:")
@@ -262,4 +271,24 @@ func runLabFault(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "injected %s\n", lab.Faults()[len(lab.Faults())-1])
 	return nil
+}
+
+type omitted struct {
+	reason string
+	lines  []string // "node: line"
+}
+
+// omittedByReason groups the exec lines the lab left out by the kernel
+// feature they need, in the order first met.
+func omittedByReason(lab *simulate.Lab) []omitted {
+	var out []omitted
+	for _, o := range lab.Omitted() {
+		i := slices.IndexFunc(out, func(g omitted) bool { return g.reason == o.Missing })
+		if i < 0 {
+			out = append(out, omitted{reason: o.Missing})
+			i = len(out) - 1
+		}
+		out[i].lines = append(out[i].lines, o.Node+": "+o.Line)
+	}
+	return out
 }
