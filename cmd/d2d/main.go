@@ -64,10 +64,18 @@ func main() {
 func run(ctx context.Context, env *cmdEnv, args []string) int {
 	c, rest, ok := lookup(args)
 	if !ok {
-		usage(env.stderr)
-		if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 0 && args[0] == "help" {
+			args = append(args[1:], "--help")
+		}
+		group := ""
+		if len(args) > 0 && isGroup(args[0]) {
+			group = args[0]
+		}
+		if len(args) == 0 || isHelp(args[0]) || group != "" && (len(args) == 1 || isHelp(args[1])) {
+			usage(env.stdout, group)
 			return 0
 		}
+		usage(env.stderr, group)
 		fmt.Fprintf(env.stderr, "d2d: unknown command %q\n", strings.Join(args, " "))
 		return 2
 	}
@@ -99,17 +107,39 @@ func lookup(args []string) (command, []string, bool) {
 	return command{}, nil, false
 }
 
-func usage(w io.Writer) {
+func isHelp(s string) bool { return s == "help" || s == "-h" || s == "-help" || s == "--help" }
+
+// isGroup reports whether name is the first word of grouped commands
+// ("lab" of "lab up", "lab down", …).
+func isGroup(name string) bool {
+	for n := range commands {
+		if strings.HasPrefix(n, name+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// usage lists the commands, or only a group's when group is set; every
+// command takes --help for its own flags.
+func usage(w io.Writer, group string) {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
-		names = append(names, n)
+		if group == "" || strings.HasPrefix(n, group+" ") {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
-	fmt.Fprintln(w, "usage: d2d COMMAND [flags]")
+	if group == "" {
+		fmt.Fprintln(w, "usage: d2d COMMAND [flags]")
+	} else {
+		fmt.Fprintf(w, "usage: d2d %s COMMAND [flags]\n", group)
+	}
 	fmt.Fprintln(w)
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].summary)
 	}
+	fmt.Fprintln(w, "\nd2d COMMAND --help shows a command's flags.")
 }
 
 // newFlags returns a FlagSet that reports errors instead of exiting.
