@@ -18,7 +18,7 @@ import (
 // "mcp-d2d-port = 9514").
 const DefaultPort = 9514
 
-// ALPN is the TLS application protocol of a D2D session (DESIGN.md §3.2).
+// ALPN is the TLS application protocol of a D2D session (docs/ARCHITECTURE.md §3.2).
 const ALPN = "d2d/1"
 
 // SessionMetaKey is the InitializeResult _meta key carrying the session id
@@ -165,7 +165,7 @@ func (c *Config) populate() error {
 	return nil
 }
 
-// Policy is the whitelist of neighbour-callable capabilities (DESIGN.md
+// Policy is the whitelist of neighbour-callable capabilities (docs/ARCHITECTURE.md
 // §3.2): the callee grants requested ∩ offered ∩ Allowed(peer).
 type Policy interface {
 	Allowed(peer signing.Peer) []string

@@ -1,6 +1,6 @@
 // Package collab is the session layer of the D2D mesh: MCP over mutual-TLS
 // QUIC between collaboration agents (draft-zm-rtgwg-mcp-troubleshooting-01
-// §5.3.1 steps 2–3, §6 and §7; DESIGN.md §3.2 and §3.3), plus the
+// §5.3.1 steps 2–3, §6 and §7; docs/ARCHITECTURE.md §3.2 and §3.3), plus the
 // troubleshooting workflow built on top of it.
 //
 // # Transport

@@ -470,7 +470,7 @@ func (ss *serverSession) draftInitialize(req *jsonrpc2.Request) (any, error) {
 }
 
 // negotiate fixes the session's grant: requested ∩ offered ∩ policy(peer)
-// (DESIGN.md §3.2). A session is initialized once.
+// (docs/ARCHITECTURE.md §3.2). A session is initialized once.
 func (ss *serverSession) negotiate(requested []string) (string, grantSet, error) {
 	return ss.negotiateWith(requested, nil)
 }
@@ -636,7 +636,7 @@ func (ss *serverSession) subscribe(g grantSet, uri string) (any, error) {
 
 // signResult signs result (without its _meta) for the binding and returns
 // the reply object with the envelope in _meta[mcp.SignatureMetaKey]
-// (DESIGN.md §3.3).
+// (docs/ARCHITECTURE.md §3.3).
 func (e *Endpoint) signResult(result any, method, target string, args json.RawMessage, session string) (json.RawMessage, error) {
 	body, _, err := e.signedBody(result, method, target, args, session)
 	return body, err

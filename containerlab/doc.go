@@ -1,5 +1,5 @@
 // Package containerlab reads containerlab topology files (*.clab.yml)
-// and checks them, for the d2d lab (DESIGN.md §5): the same files deploy
+// and checks them, for the d2d lab (docs/ARCHITECTURE.md §5): the same files deploy
 // d2d nodes with containerlab and Docker, or run on one Linux host in
 // network namespaces through `d2d lab` (package simulate).
 //

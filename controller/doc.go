@@ -2,7 +2,7 @@
 // receives the nodes' signed reports, verifies and archives them, polls
 // devices for nodes that cannot reach a peer, and runs intents against
 // devices directly (draft-zm-rtgwg-mcp-troubleshooting-01 §4, §5.3.1
-// step 5 and Failure Handling; DESIGN.md §2).
+// step 5 and Failure Handling; docs/ARCHITECTURE.md §2).
 //
 // The controller is a d2d endpoint like any node (collab.Endpoint, mutual
 // TLS over QUIC, ALPN d2d/1) with a certificate of role "controller"

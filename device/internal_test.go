@@ -30,7 +30,7 @@ func TestPromptPlaceholdersDeclared(t *testing.T) {
 	}
 }
 
-// TestLayering enforces DESIGN.md §2: production code of package device
+// TestLayering enforces docs/ARCHITECTURE.md §2: production code of package device
 // does not import package simulate.
 func TestLayering(t *testing.T) {
 	entries, err := os.ReadDir(".")

@@ -14,7 +14,7 @@ const DefaultPort = 9514
 
 // Advertisement is what a collaboration agent tells its neighbours: its
 // name, where its D2D endpoint listens, which capabilities it offers and
-// the SHA-256 thumbprint of its certificate (DESIGN.md §3.1). LLDP, IS-IS
+// the SHA-256 thumbprint of its certificate (docs/ARCHITECTURE.md §3.1). LLDP, IS-IS
 // and membership metadata all decode to this one type.
 type Advertisement struct {
 	Node         string

@@ -1,5 +1,5 @@
 // Package discovery finds D2D collaboration agents on directly attached
-// links and beyond (DESIGN.md §3.1, draft-zm-rtgwg-mcp-troubleshooting-01
+// links and beyond (docs/ARCHITECTURE.md §3.1, draft-zm-rtgwg-mcp-troubleshooting-01
 // §5.3.1): a node advertises its name, D2D endpoint, capabilities and
 // certificate thumbprint in LLDP (IEEE 802.1AB) or IS-IS (ISO/IEC 10589)
 // frames, and keeps a table of the neighbours it hears.
@@ -105,7 +105,7 @@
 //
 // # Domain membership
 //
-// Membership reaches the members more than one hop away (DESIGN.md
+// Membership reaches the members more than one hop away (docs/ARCHITECTURE.md
 // §3.1): a hashicorp/memberlist cluster joined through the gossip ports
 // of discovered neighbours (JoinFromNeighbours), whose member metadata is
 // the same sub-TLV advertisement block, so every member learns every

@@ -13,7 +13,7 @@ import (
 const CapReports = "ietf-mcp-report"
 
 // reportResources serves the on-box reports as MCP resources
-// urn:ietf:params:xml:ns:yang:ietf-mcp/report/<id> (DESIGN.md §3.4).
+// urn:ietf:params:xml:ns:yang:ietf-mcp/report/<id> (docs/ARCHITECTURE.md §3.4).
 type reportResources struct {
 	store *report.Store
 	node  string

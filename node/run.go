@@ -38,7 +38,7 @@ type DiscoveryOptions struct {
 // Run starts discovery and keeps the agent in the domain until ctx ends:
 // link discovery (LLDP or IS-IS) finds neighbours, every neighbour that
 // advertises a gossip port is joined in the membership, and membership
-// makes every member known to every other (DESIGN.md §3.1). On return the
+// makes every member known to every other (docs/ARCHITECTURE.md §3.1). On return the
 // agent has left the domain; Close it afterwards.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.opt.Members != nil {

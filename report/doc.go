@@ -2,7 +2,7 @@
 // verified evidence, signing and offline verification, a crash-safe on-box
 // store, rendering (text, JSON, SVG picture) and the hash-chained audit
 // trail of every JSON-RPC exchange (draft-zm-rtgwg-mcp-troubleshooting-01
-// §5.3.1 step 5 and §7.4; DESIGN.md §3.4).
+// §5.3.1 step 5 and §7.4; docs/ARCHITECTURE.md §3.4).
 //
 // # Report
 //

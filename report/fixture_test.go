@@ -73,7 +73,7 @@ func (f *fixture) evidence(t testing.TB, node, via, method, target, args, result
 }
 
 // sample builds and signs the headline scenario's report
-// (DESIGN.md §1): loss seen from PE-1 but not from P-2, ACL 2001 drops.
+// (docs/ARCHITECTURE.md §1): loss seen from PE-1 but not from P-2, ACL 2001 drops.
 func (f *fixture) sample(t testing.TB, id string) *report.Report {
 	t.Helper()
 	ping := `{"content":[{"type":"text","text":"100 sent, 97 received, 3.2% loss"}],` +

@@ -50,7 +50,7 @@ var (
 	ErrInvalid        = errors.New("report: invalid")
 )
 
-// Report is a signed fault report (DESIGN.md §3.4).
+// Report is a signed fault report (docs/ARCHITECTURE.md §3.4).
 type Report struct {
 	URI          string             `json:"uri"`
 	ID           string             `json:"id"`

@@ -56,7 +56,7 @@ func Canonicalize(in []byte) ([]byte, error) {
 	return out, nil
 }
 
-// emptyArgs is what a request without arguments hashes as (DESIGN.md §3.3).
+// emptyArgs is what a request without arguments hashes as (docs/ARCHITECTURE.md §3.3).
 var emptyArgs = []byte("{}")
 
 // HashArgs returns the SHA-256 of the canonical form of args. Absent

@@ -1,6 +1,6 @@
 // Package signing provides d2d's device identities, RFC 8785 canonical
 // JSON, signed-result envelopes, crash-safe nonces and signature
-// verification, single and batched (DESIGN.md §3.3; draft-zm-rtgwg-mcp-
+// verification, single and batched (docs/ARCHITECTURE.md §3.3; draft-zm-rtgwg-mcp-
 // troubleshooting §5 step 3 "ed25519 signature covering the result body
 // and a monotonic nonce", §7.1 "short-lived device certificates").
 //

@@ -61,7 +61,7 @@ func (s *Signer) SignResult(result json.RawMessage, b Binding) (Envelope, error)
 }
 
 // SignedBytes returns the bytes an envelope's signature covers
-// (DESIGN.md §3.3): the RFC 8785 canonical JSON of
+// (docs/ARCHITECTURE.md §3.3): the RFC 8785 canonical JSON of
 //
 //	{"argsHash":  hex SHA-256 of the canonical arguments,
 //	 "method":    "tools/call" | "resources/read",

@@ -10,7 +10,7 @@ import (
 )
 
 // Thumbprint is the SHA-256 of a DER certificate. It is the key id of a
-// signature envelope and what discovery advertises (DESIGN.md §3.1).
+// signature envelope and what discovery advertises (docs/ARCHITECTURE.md §3.1).
 type Thumbprint [32]byte
 
 // ThumbprintOf returns the thumbprint of a DER-encoded certificate.
@@ -44,7 +44,7 @@ func (t *Thumbprint) UnmarshalText(b []byte) error {
 const AlgEd25519 = "ed25519"
 
 // Binding ties a signed result to the request that produced it
-// (DESIGN.md §3.3).
+// (docs/ARCHITECTURE.md §3.3).
 type Binding struct {
 	// Method is the MCP method: "tools/call" or "resources/read".
 	Method string `json:"method"`
@@ -73,7 +73,7 @@ type Envelope struct {
 }
 
 // Evidence is one signed remote (or locally signed) result, in the form
-// the report stores verbatim (DESIGN.md §3.4).
+// the report stores verbatim (docs/ARCHITECTURE.md §3.4).
 type Evidence struct {
 	// Ref is a short reference unique within a report, e.g. "e1".
 	Ref       string          `json:"ref"`

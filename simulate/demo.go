@@ -42,7 +42,7 @@ type DemoOptions struct {
 	Stdout io.Writer
 }
 
-// The headline scenario (DESIGN.md §1).
+// The headline scenario (docs/ARCHITECTURE.md §1).
 const (
 	HeadlineFault  = "acl-drop:PE-1:2001:P-2:3%"
 	HeadlineIntent = "verify packet loss on the SRv6 path from PE-1 to PE-3 via P-2"

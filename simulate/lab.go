@@ -1,6 +1,6 @@
 package simulate
 
-// The network-namespace lab runner (DESIGN.md §5): a containerlab topology
+// The network-namespace lab runner (docs/ARCHITECTURE.md §5): a containerlab topology
 // file instantiated on one Linux host without Docker. Each node is a
 // network namespace named as containerlab names its container
 // (clab-<lab>-<node>), each link a veth pair with containerlab's interface

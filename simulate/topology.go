@@ -298,7 +298,7 @@ func (t Topology) Validate() error {
 	return nil
 }
 
-// Triangle returns the headline topology of DESIGN.md §1 as data: PE-1,
+// Triangle returns the headline topology of docs/ARCHITECTURE.md §1 as data: PE-1,
 // P-2 and PE-3 joined in a triangle, SRv6 locators fc00:0:N::/48 with
 // End SIDs fc00:0:N::1, iBGP between the PEs, BFD on every link, and ACL
 // 2001 on PE-1's egress towards P-2 with a disabled deny rule 10 (the

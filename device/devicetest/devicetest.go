@@ -1,7 +1,7 @@
 // Package devicetest is the contract every device.Backend must meet, run
 // against the simulated devices of package simulate and the real kernel of
 // package device/linux alike. It checks the headline scenario of the
-// design (DESIGN.md §1): loss from the head of an SRv6 line through an
+// design (docs/ARCHITECTURE.md §1): loss from the head of an SRv6 line through an
 // egress ACL fault, none from the mid-point, the ACL counters that show
 // the drops, a consented mitigation through the device registry with its
 // rollback, counter baselines that leave no state, and clear errors for

@@ -1,6 +1,6 @@
 // Package linux implements device.Backend on the real Linux kernel of the
 // network namespace (or container) the agent runs in
-// (DESIGN.md §4, draft-zm-rtgwg-mcp-troubleshooting-01 §5.3.1).
+// (docs/ARCHITECTURE.md §4, draft-zm-rtgwg-mcp-troubleshooting-01 §5.3.1).
 //
 // # What comes from where
 //

@@ -74,7 +74,7 @@ type Implementation struct {
 }
 
 // D2DCapabilityKey is the key under capabilities.experimental that carries
-// the D2D capability list (DESIGN.md §3.2).
+// the D2D capability list (docs/ARCHITECTURE.md §3.2).
 const D2DCapabilityKey = "d2d"
 
 // D2DCapabilities is the value stored under capabilities.experimental["d2d"].
@@ -213,7 +213,7 @@ type CallToolResult struct {
 }
 
 // SignatureMetaKey is the _meta key holding a result's signature envelope
-// (DESIGN.md §3.3).
+// (docs/ARCHITECTURE.md §3.3).
 const SignatureMetaKey = "d2d/signature"
 
 // SignedArtifactMetaKey marks, in a resources/read result's _meta, content
