@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the real peers the interoperability tests talk to, when missing:
 # lldpd, tshark, yanglint and the IETF YANG modules it checks against,
-# nftables, iproute2, tmux. Needs root for apt-get;
+# nftables, iproute2, tmux, FRR. Needs root for apt-get;
 # without root it names what is missing and fails.
 set -eu
 
@@ -15,6 +15,7 @@ have yanglint || need="$need libyang-tools"
 have nft      || need="$need nftables"
 have ip       || need="$need iproute2"
 have tmux     || need="$need tmux"
+have vtysh    || need="$need frr"
 have ping     || need="$need iputils-ping"
 
 if [ -n "$need" ]; then

@@ -34,7 +34,9 @@ func (b *Backend) BFDSessions(ctx context.Context) ([]device.BFDSession, error) 
 }
 
 // vtysh runs one show command; it returns nil output and no error when
-// FRR is not installed.
+// FRR is not installed or none of its daemons runs (vtysh then says it
+// "failed to connect to any daemons"): a namespace without a routing
+// daemon has no sessions, which is not an error.
 func (b *Backend) vtysh(ctx context.Context, command string) ([]byte, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -48,7 +50,11 @@ func (b *Backend) vtysh(ctx context.Context, command string) ([]byte, error) {
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return nil, fmt.Errorf("linux: vtysh -c %q: %w: %s", command, err, strings.TrimSpace(string(ee.Stderr)))
+			msg := strings.TrimSpace(string(ee.Stderr) + string(out))
+			if strings.Contains(msg, "failed to connect to any daemons") {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("linux: vtysh -c %q: %w: %s", command, err, msg)
 		}
 		return nil, fmt.Errorf("linux: vtysh -c %q: %w", command, err)
 	}

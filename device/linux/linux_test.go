@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -403,6 +405,28 @@ func TestEmptyRoutingDaemonLists(t *testing.T) {
 	bfd, err := b.BFDSessions(context.Background())
 	if err != nil || bfd == nil || len(bfd) != 0 {
 		t.Errorf("BFDSessions = %v, %v; want an empty list without FRR", bfd, err)
+	}
+	// FRR installed but none of its daemons running for this vtysh: no
+	// sessions, not an error.
+	vtysh := testenv.LookPath(t, "vtysh", "frr")
+	dir := t.TempDir()
+	wrapper := filepath.Join(dir, "vtysh")
+	script := "#!/bin/sh\nexec " + vtysh + " --vty_socket " + dir + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := linux.New(linux.Config{Node: "x", NetNS: l.ns["PE-1"].Name, Vtysh: wrapper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	bgp, err = b2.BGPNeighbors(context.Background())
+	if err != nil || bgp == nil || len(bgp) != 0 {
+		t.Errorf("BGPNeighbors = %v, %v; want an empty list without FRR daemons", bgp, err)
+	}
+	bfd, err = b2.BFDSessions(context.Background())
+	if err != nil || bfd == nil || len(bfd) != 0 {
+		t.Errorf("BFDSessions = %v, %v; want an empty list without FRR daemons", bfd, err)
 	}
 }
 
