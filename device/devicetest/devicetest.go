@@ -219,13 +219,30 @@ func (f *Fixture) mitigationTimerRollback(t *testing.T) {
 	undo := f.InjectACLDrop(t, f.Rate)
 	defer undo()
 	r := f.registry(t)
-	ch := f.setRule(t, r, false, 1)
+	// Disabled, the rule drops nothing. The change gets a long timer, so
+	// that however slowly the probes run, the check cannot race it; then
+	// it is rolled back on request.
+	long := f.setRule(t, r, false, 3600)
 	if ruleOf(t, f.Head, f.ACL, f.Rule).Enabled {
 		t.Fatalf("after acl-rule-set enabled=false the rule is still enabled")
 	}
 	res := f.ping(t, f.Head, f.MidSegment, f.TailSegment)
 	if res.LossPercent != 0 {
 		t.Errorf("with the drop rule disabled, loss from %s = %.2f%%, want 0", f.Head.Node(), res.LossPercent)
+	}
+	args, _ := json.Marshal(map[string]string{"change": long.ID})
+	out, err := r.CallTool(context.Background(), device.ToolRequest{Name: device.ToolChangeRollback, Arguments: args, Caller: "devicetest"})
+	if err != nil || out.IsError {
+		t.Fatalf("change-rollback %s: %+v, %v", long.ID, out, err)
+	}
+	if !ruleOf(t, f.Head, f.ACL, f.Rule).Enabled {
+		t.Fatalf("change-rollback did not re-enable ACL %s rule %s", f.ACL, f.Rule)
+	}
+
+	// The timer: a change nobody confirms rolls back by itself.
+	ch := f.setRule(t, r, false, 1)
+	if ruleOf(t, f.Head, f.ACL, f.Rule).Enabled {
+		t.Fatalf("after acl-rule-set enabled=false the rule is still enabled")
 	}
 	deadline := time.Now().Add(f.RollbackWait)
 	for len(r.PendingChanges()) > 0 && time.Now().Before(deadline) {
