@@ -64,6 +64,8 @@ func (r *Report) Cosign(id *signing.Identity) error {
 }
 
 func (r *Report) addSignature(id *signing.Identity) error {
+	// The newest certificate of a renewed identity signs.
+	id = id.Current()
 	if err := r.checkShape(); err != nil {
 		return err
 	}
@@ -117,7 +119,11 @@ func Verify(r *Report, v *signing.Verifier, trust *signing.Trust) error {
 		}
 		evs[i] = ev
 	}
-	for i, err := range v.VerifyEvidenceBatch(evs) {
+	// The creator gathered and checked the evidence live before it
+	// signed the report: it witnesses evidence whose signer was revoked
+	// afterwards (signing.Witness; the revocation rule in package
+	// signing's documentation).
+	for i, err := range v.VerifyEvidenceWitnessed(evs, signing.Witness{Name: r.Creator, At: r.Created}) {
 		if err != nil {
 			return verr(evidenceElem(i, r.Evidence[i]), err)
 		}
@@ -185,6 +191,14 @@ func (r *Report) verifySignature(node string, trust *signing.Trust) error {
 	peer, err := trust.VerifyCert(sig.Cert)
 	if err != nil {
 		return err
+	}
+	// A report signature carries no witness but its signer's own word
+	// for its date: once the signer's certificate is revoked, whoever
+	// holds the key could have backdated it.
+	if rv, revoked := trust.Revoked(peer.Cert); revoked {
+		return &signing.VerifyError{Signer: node, Reason: signing.ErrRevoked,
+			Detail: fmt.Sprintf("report signed by a certificate revoked at %s (invalid since %s); its creation date is its signer's own claim",
+				rv.RevokedAt.UTC().Format(time.RFC3339), rv.Since.UTC().Format(time.RFC3339))}
 	}
 	if peer.Name != node {
 		return fmt.Errorf("%w: certificate names %q", ErrSignerMismatch, peer.Name)

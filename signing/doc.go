@@ -6,14 +6,67 @@
 //
 // # Identities
 //
-// A domain CA (ed25519, self-signed, 10 years by default) issues each node
-// an ed25519 X.509 certificate, 24 hours by default: subject CN and the
-// only DNS SAN are the node name, the role ("device", "controller",
-// "operator") is the subject OrganizationalUnit, extended key usage is TLS
-// server and client. A certificate's thumbprint is the SHA-256 of its DER;
-// it is the key id of envelopes and what discovery advertises. Private
-// keys are stored as PEM PKCS#8 with mode 0600 and format as a redaction
-// marker.
+// A domain CA (ed25519, self-signed, 10 years by default) certifies each
+// node's ed25519 key, 24 hours by default: subject CN and the only DNS SAN
+// are the node name, the role is the subject OrganizationalUnit, and the
+// extended key usages are exactly the role's:
+//
+//	device, controller   TLS server + TLS client   (serve and call D2D)
+//	operator             TLS client                (call only)
+//	ca                   TLS server                (the CA service, package enroll)
+//
+// No certificate carries "any". The verifier insists on the role's set
+// (ErrWrongUsage) and, for a TLS peer, on the use at hand
+// (Trust.VerifyPeer): an operator's certificate cannot serve, a CA
+// service's cannot call. A certificate's thumbprint is the SHA-256 of its
+// DER; it is the key id of envelopes and what discovery advertises.
+//
+// Keys are born on the node: GenerateKey makes the key there,
+// Key.CertificateRequest a PKCS#10 request naming the node, and the CA
+// signs the request (CA.SignRequest; ParseRequest refuses any request
+// that is not exactly one node name and an ed25519 key with a valid
+// self-signature). The CA decides the role and lifetime, never the
+// request. CA.Issue, which makes the key on the CA's host, is for tests
+// and labs. Private keys are stored as PEM PKCS#8 with mode 0600 and
+// format as a redaction marker.
+//
+// Renewal keeps the key and replaces the certificate: Identity.Renew
+// installs the new one, and Identity.Current, which the endpoint's TLS,
+// the result signer and report signatures ask each time, returns it from
+// then on. Keeping the key keeps the audit trail verifiable with one key
+// and costs nothing in safety: a key in doubt is revoked, and the node
+// onboards again with a new one.
+//
+// # Revocation
+//
+// The CA publishes an X.509 CRL (RFC 5280 §5) signed with its ed25519 key
+// (RevocationList): serials, CRL number as the version, next update, and
+// per entry the revocation time, the reason and, as invalidityDate
+// (§5.3.2), since when the key is in doubt ("since"; the revocation time
+// unless the operator knows better). Trust.SetRevocations installs a
+// list only if a trusted root signed it and it is not older than the one
+// in force; every copy of the Trust and every verifier over it then sees
+// it. A list past its next update still applies (an unreachable CA
+// service must not lock every node out); package enroll warns about it.
+//
+// The rule for signatures made with a revoked certificate:
+//
+//   - A TLS handshake, a capability token, a live result: refused
+//     (ErrRevoked), since they happen now, after the revocation.
+//   - Evidence (a signed result kept for offline checks) dated at or
+//     after "since": refused.
+//   - Evidence dated before "since": the date is the signer's own claim,
+//     and whoever holds a stolen key can backdate. It is accepted only
+//     when another node, not revoked, witnessed it before "since": the
+//     creator of the report that holds it, which verified it live (within
+//     VerifierOptions.MaxSkew of its own clock) before it signed the
+//     report, and whose signed creation time is before "since"
+//     (Verifier.VerifyEvidenceWitnessed, report.Verify). Without such a
+//     witness it is refused.
+//   - A report signed by a revoked certificate is refused whatever its
+//     date, for the same reason: nobody but the signer vouches for the
+//     date. (The controller's archive keeps the copy it verified on
+//     receipt, with the receipt's time.)
 //
 // # Envelope
 //

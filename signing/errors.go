@@ -19,6 +19,13 @@ var (
 	ErrBadAlgorithm     = errors.New("signing: unsupported signature algorithm")
 	ErrMalformed        = errors.New("signing: malformed envelope or certificate")
 	ErrClockSkew        = errors.New("signing: timestamp outside the allowed clock skew")
+	// ErrWrongUsage: the certificate's extended key usages are not exactly
+	// its role's, or lack the one this use needs (a server certificate
+	// for a client, an operator's certificate serving).
+	ErrWrongUsage = errors.New("signing: certificate key usage does not fit its role or use")
+	// ErrRevoked: the certificate is on the CA's revocation list and the
+	// signature or handshake is not older than the revocation.
+	ErrRevoked = errors.New("signing: certificate revoked")
 )
 
 // VerifyError is the error every verification failure returns. Reason is

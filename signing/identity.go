@@ -14,8 +14,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,7 +26,23 @@ const (
 	RoleDevice     = "device"
 	RoleController = "controller"
 	RoleOperator   = "operator"
+	// RoleCA is the CA service (package enroll): it serves renewals and
+	// the revocation list and is never a client.
+	RoleCA = "ca"
 )
+
+// roleUsages are the extended key usages each role's certificate carries,
+// exactly: devices and controllers both serve and call (TLS server and
+// client), an operator only calls, the CA service only serves. The
+// verifier insists on them (Trust.VerifyPeer), so an operator's
+// certificate cannot serve a D2D endpoint and a CA service's cannot call
+// one.
+var roleUsages = map[string][]x509.ExtKeyUsage{
+	RoleDevice:     {x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	RoleController: {x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	RoleOperator:   {x509.ExtKeyUsageClientAuth},
+	RoleCA:         {x509.ExtKeyUsageServerAuth},
+}
 
 // Defaults, with their reasons.
 const (
@@ -45,8 +63,9 @@ var ErrIdentity = errors.New("signing: identity")
 type IssueOptions struct {
 	// Validity is the certificate lifetime. If zero, 24h.
 	Validity time.Duration
-	// Role is "device" (default), "controller" or "operator"; it is carried
-	// in the subject's OrganizationalUnit.
+	// Role is "device" (default), "controller", "operator" or "ca"; it is
+	// carried in the subject's OrganizationalUnit and decides the extended
+	// key usages.
 	Role string
 	// NotBefore is the start of validity. If zero, now-1m.
 	NotBefore time.Time
@@ -64,10 +83,8 @@ func (o *IssueOptions) populate(now time.Time) error {
 	if o.Role == "" {
 		o.Role = RoleDevice
 	}
-	switch o.Role {
-	case RoleDevice, RoleController, RoleOperator:
-	default:
-		return fmt.Errorf("%w: unknown role %q (want device, controller or operator)", ErrIdentity, o.Role)
+	if _, ok := roleUsages[o.Role]; !ok {
+		return fmt.Errorf("%w: unknown role %q (want device, controller, operator or ca)", ErrIdentity, o.Role)
 	}
 	if o.NotBefore.IsZero() {
 		o.NotBefore = now.Add(-backdate)
@@ -167,20 +184,32 @@ func validName(name string) error {
 	return nil
 }
 
-// Issue creates a key pair and a certificate for name: subject CN and the
-// only DNS SAN are name, the role is the subject OrganizationalUnit,
-// extended key usage is TLS server and client authentication. The
-// certificate never outlives the CA.
+// Issue creates a key pair and a certificate for name. It is for tests
+// and labs, where the CA's host makes every key: a real node makes its
+// own key and asks for a certificate with a request (Key,
+// CA.SignRequest), so that its key never leaves it.
 func (ca *CA) Issue(name string, opt IssueOptions) (*Identity, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrIdentity, err)
+	}
+	der, err := ca.certify(name, pub, opt)
+	if err != nil {
+		return nil, err
+	}
+	return newIdentity(der, priv)
+}
+
+// certify issues a certificate for pub: subject CN and the only DNS SAN
+// are name, the role is the subject OrganizationalUnit, the extended key
+// usages are the role's (roleUsages). The certificate never outlives the
+// CA.
+func (ca *CA) certify(name string, pub ed25519.PublicKey, opt IssueOptions) ([]byte, error) {
 	if err := validName(name); err != nil {
 		return nil, err
 	}
 	if err := opt.populate(time.Now()); err != nil {
 		return nil, err
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrIdentity, err)
 	}
 	serial, err := randomSerial()
 	if err != nil {
@@ -201,7 +230,7 @@ func (ca *CA) Issue(name string, opt IssueOptions) (*Identity, error) {
 		NotBefore:             opt.NotBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:           roleUsages[opt.Role],
 		BasicConstraintsValid: true,
 	}
 	for _, a := range opt.Addresses {
@@ -211,7 +240,7 @@ func (ca *CA) Issue(name string, opt IssueOptions) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: issue %q: %v", ErrIdentity, name, err)
 	}
-	return newIdentity(der, priv)
+	return der, nil
 }
 
 func newIdentity(der []byte, priv ed25519.PrivateKey) (*Identity, error) {
@@ -230,14 +259,17 @@ func newIdentity(der []byte, priv ed25519.PrivateKey) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIdentity, err)
 	}
-	return &Identity{
+	id := &Identity{
 		Name:    name,
 		Role:    certRole(cert),
 		Cert:    cert,
 		CertDER: der,
 		key:     &secretKey{priv},
 		thumb:   ThumbprintOf(der),
-	}, nil
+		slot:    new(atomic.Pointer[Identity]),
+	}
+	id.slot.Store(id)
+	return id, nil
 }
 
 // certName is the node name: the first DNS SAN.
@@ -291,6 +323,9 @@ type Identity struct {
 	CertDER    []byte
 	key        *secretKey
 	thumb      Thumbprint
+	// slot holds the newest identity of the same holder (Current, Renew),
+	// shared by every identity renewed from one another.
+	slot *atomic.Pointer[Identity]
 }
 
 // String identifies the holder without the key.
@@ -417,6 +452,9 @@ type Trust struct {
 	certs []*x509.Certificate
 	now   func() time.Time
 	cache *chainCache
+	// rev is the current revocation list, shared by every copy of the
+	// Trust (WithClock), so that one SetRevocations reaches them all.
+	rev *atomic.Pointer[RevocationList]
 }
 
 // NewTrust trusts the given CA certificates.
@@ -425,7 +463,7 @@ func NewTrust(roots ...*x509.Certificate) *Trust {
 	for _, r := range roots {
 		p.AddCert(r)
 	}
-	return &Trust{roots: p, certs: roots, now: time.Now, cache: newChainCache()}
+	return &Trust{roots: p, certs: roots, now: time.Now, cache: newChainCache(), rev: new(atomic.Pointer[RevocationList])}
 }
 
 // LoadTrust trusts every certificate in a PEM file.
@@ -476,11 +514,54 @@ type Peer struct {
 }
 
 // VerifyCert checks that der chains to a root, is valid now, carries an
-// ed25519 key and names its holder in a DNS SAN. Failures are
-// *VerifyError with ErrMalformed, ErrUnknownAuthority, ErrCertExpired,
-// ErrCertNotYetValid or ErrBadAlgorithm.
+// ed25519 key, names its holder in a DNS SAN, has exactly its role's
+// extended key usages and is not revoked. Failures are *VerifyError with
+// ErrMalformed, ErrUnknownAuthority, ErrCertExpired, ErrCertNotYetValid,
+// ErrBadAlgorithm, ErrWrongUsage or ErrRevoked.
 func (t *Trust) VerifyCert(der []byte) (*Peer, error) {
 	return t.verifyCertAt(der, t.now())
+}
+
+// VerifyPeer is VerifyCert for a TLS peer: the certificate must also allow
+// usage (x509.ExtKeyUsageClientAuth for a client, ServerAuth for a
+// server).
+func (t *Trust) VerifyPeer(der []byte, usage x509.ExtKeyUsage) (*Peer, error) {
+	p, err := t.verifyCertAt(der, t.now())
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(p.Cert.ExtKeyUsage, usage) {
+		return nil, verr(p.Name, ErrWrongUsage, "role %s certificate is not for %s", p.Role, usageName(usage))
+	}
+	return p, nil
+}
+
+func usageName(u x509.ExtKeyUsage) string {
+	switch u {
+	case x509.ExtKeyUsageServerAuth:
+		return "TLS server authentication"
+	case x509.ExtKeyUsageClientAuth:
+		return "TLS client authentication"
+	}
+	return fmt.Sprintf("extended key usage %d", u)
+}
+
+// checkUsages insists on exactly the role's extended key usages: no
+// "any", no unknown ones, none missing.
+func checkUsages(name string, c *x509.Certificate) error {
+	role := certRole(c)
+	want, ok := roleUsages[role]
+	if !ok {
+		return verr(name, ErrWrongUsage, "unknown role %q", role)
+	}
+	got := slices.Clone(c.ExtKeyUsage)
+	slices.Sort(got)
+	w := slices.Clone(want)
+	slices.Sort(w)
+	if !slices.Equal(got, w) || len(c.UnknownExtKeyUsage) > 0 {
+		return verr(name, ErrWrongUsage, "role %s certificate has extended key usages %v, want %v", role, c.ExtKeyUsage, want)
+	}
+	return nil
 }
 
 // verifyCertAt verifies der as of time at. Chains are cached by
@@ -504,10 +585,13 @@ func (t *Trust) verifyCertAt(der []byte, at time.Time) (*Peer, error) {
 		if !isEd {
 			return nil, verr(name, ErrBadAlgorithm, "certificate key is %s, want ed25519", cert.PublicKeyAlgorithm)
 		}
+		if err := checkUsages(name, cert); err != nil {
+			return nil, err
+		}
 		chains, err := cert.Verify(x509.VerifyOptions{
 			Roots:       t.roots,
 			CurrentTime: at,
-			KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+			KeyUsages:   roleUsages[certRole(cert)],
 		})
 		if err != nil {
 			return nil, mapX509Error(name, err, at)
@@ -520,6 +604,10 @@ func (t *Trust) verifyCertAt(der []byte, at time.Time) (*Peer, error) {
 	}
 	if err := e.validAt(at); err != nil {
 		return nil, err
+	}
+	if r, ok := t.Revoked(e.peer.Cert); ok && !at.Before(r.Since) {
+		return nil, verr(e.peer.Name, ErrRevoked, "serial %x revoked at %s (invalid since %s, %s), checked at %s",
+			e.peer.Cert.SerialNumber, r.RevokedAt.UTC().Format(time.RFC3339), r.Since.UTC().Format(time.RFC3339), r.Reason, at.UTC().Format(time.RFC3339))
 	}
 	p := e.peer
 	return &p, nil

@@ -30,8 +30,9 @@ func (s *Signer) WithClock(now func() time.Time) *Signer {
 	return &c
 }
 
-// Identity returns the signing identity.
-func (s *Signer) Identity() *Identity { return s.id }
+// Identity returns the signing identity: the current one of a renewed
+// identity (Identity.Current).
+func (s *Signer) Identity() *Identity { return s.id.Current() }
 
 // SignResult signs result as the answer to the request b and returns the
 // complete envelope, including the signer's certificate.
@@ -44,19 +45,20 @@ func (s *Signer) SignResult(result json.RawMessage, b Binding) (Envelope, error)
 		return Envelope{}, err
 	}
 	ts := s.now().UTC()
-	msg, err := SignedBytes(result, b, s.id.Name, nonce, ts)
+	id := s.id.Current()
+	msg, err := SignedBytes(result, b, id.Name, nonce, ts)
 	if err != nil {
 		return Envelope{}, err
 	}
 	return Envelope{
-		Signer:    s.id.Name,
-		KeyID:     s.id.Thumbprint(),
+		Signer:    id.Name,
+		KeyID:     id.Thumbprint(),
 		Alg:       AlgEd25519,
 		Nonce:     nonce,
 		SessionID: b.SessionID,
 		Timestamp: ts,
-		Signature: s.id.Sign(msg),
-		Cert:      s.id.CertDER,
+		Signature: id.Sign(msg),
+		Cert:      id.CertDER,
 	}, nil
 }
 

@@ -125,7 +125,7 @@ func (v *Verifier) checkEnvelope(env Envelope, at time.Time) (*Peer, error) {
 // method, target, arguments and the envelope's session. No replay state
 // is kept or consulted.
 func (v *Verifier) VerifyEvidence(ev Evidence) error {
-	msg, peer, err := v.prepareEvidence(ev)
+	msg, peer, err := v.prepareEvidence(ev, Witness{})
 	if err != nil {
 		return err
 	}
@@ -135,13 +135,32 @@ func (v *Verifier) VerifyEvidence(ev Evidence) error {
 	return nil
 }
 
+// Witness is a party other than the signer that vouches, with its own
+// signature, that evidence existed at At: for evidence in a report, the
+// report's creator and its creation time, since the creator verified
+// the evidence live when it gathered it (clock skew at most
+// VerifierOptions.MaxSkew).
+type Witness struct {
+	Name string
+	At   time.Time
+}
+
 // prepareEvidence does every check but the signature and returns the
-// signed bytes.
-func (v *Verifier) prepareEvidence(ev Evidence) ([]byte, *Peer, error) {
+// signed bytes. A certificate revoked since S passes only for evidence
+// dated before S that w, another node, witnessed before S: the holder of
+// a stolen key can date a signature as it likes, so the signer's own
+// timestamp proves nothing once its key is in doubt.
+func (v *Verifier) prepareEvidence(ev Evidence, w Witness) ([]byte, *Peer, error) {
 	env := ev.Envelope
 	peer, err := v.checkEnvelope(env, env.Timestamp)
 	if err != nil {
 		return nil, nil, err
+	}
+	if r, revoked := v.trust.Revoked(peer.Cert); revoked {
+		if w.At.IsZero() || w.Name == "" || w.Name == env.Signer || !w.At.Before(r.Since) {
+			return nil, nil, verr(env.Signer, ErrRevoked, "evidence %s is signed %s by a certificate revoked since %s and no other node witnessed it before then",
+				ev.Ref, env.Timestamp.UTC().Format(time.RFC3339), r.Since.UTC().Format(time.RFC3339))
+		}
 	}
 	if env.Signer != ev.Node {
 		return nil, nil, verr(env.Signer, ErrSignerMismatch, "evidence %s is from node %q, signed by %q", ev.Ref, ev.Node, env.Signer)
@@ -160,12 +179,23 @@ func (v *Verifier) prepareEvidence(ev Evidence) ([]byte, *Peer, error) {
 
 // VerifyEvidenceBatch verifies many evidences at once; the result has one
 // entry per input, nil when valid. Signatures go through VerifyBatch.
+// Evidence signed with a revoked certificate is refused whatever its
+// date; see VerifyEvidenceWitnessed.
 func (v *Verifier) VerifyEvidenceBatch(evs []Evidence) []error {
+	return v.VerifyEvidenceWitnessed(evs, Witness{})
+}
+
+// VerifyEvidenceWitnessed is VerifyEvidenceBatch for evidence that w
+// vouches for: evidence signed with a certificate revoked since S is
+// accepted when it is dated before S, w is not its signer and w.At is
+// before S. The caller must verify w's own signature (report.Verify
+// checks the creator's).
+func (v *Verifier) VerifyEvidenceWitnessed(evs []Evidence, w Witness) []error {
 	errs := make([]error, len(evs))
 	items := make([]BatchItem, 0, len(evs))
 	idx := make([]int, 0, len(evs))
 	for i, ev := range evs {
-		msg, peer, err := v.prepareEvidence(ev)
+		msg, peer, err := v.prepareEvidence(ev, w)
 		if err != nil {
 			errs[i] = err
 			continue
