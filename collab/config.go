@@ -30,7 +30,9 @@ const SessionMetaKey = "d2d/session"
 // other field has a working zero value.
 type Config struct {
 	// Identity is this node's certificate and key, presented in both
-	// directions of the mutual TLS handshake.
+	// directions of the mutual TLS handshake. Each handshake and each
+	// signed result takes Identity.Current(), so a renewal
+	// (signing.Identity.Renew) applies without a restart.
 	Identity *signing.Identity
 	// Trust holds the domain CA that peers' certificates must chain to.
 	Trust *signing.Trust
@@ -56,7 +58,11 @@ type Config struct {
 	// 1 MiB: a full interface table of a large router fits, a flood does not.
 	MaxMessageBytes int
 	// MaxSessionsPerPeer bounds the QUIC connections one authenticated peer
-	// (by certificate name) may hold to this endpoint. If zero, 8.
+	// (by certificate name) may hold to this endpoint. If zero, 8. At the
+	// limit, a new connection of that peer replaces the one it has left
+	// silent longest with no request in flight (a killed process leaves
+	// its connections open until IdleTimeout); only when all are busy is
+	// it refused.
 	MaxSessionsPerPeer int
 	// MaxConcurrentCalls bounds the requests served at once per session;
 	// excess requests fail with mcp.CodeRateLimited. If zero, 64.
@@ -65,7 +71,9 @@ type Config struct {
 	// one MCP session) a peer may open per connection. If zero, 4.
 	MaxStreams int
 	// HandshakeTimeout bounds the QUIC/TLS handshake plus initialize. If
-	// zero, 5s.
+	// zero, 5s. A served stream whose initialize has not arrived this long
+	// after it opened is closed, and so is a connection none of whose
+	// streams initialized this long after its handshake.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection without network activity. If zero,
 	// 30s. Keep-alives are sent at a third of it while a session is open.

@@ -14,7 +14,14 @@
 // advertised one, the certificate thumbprint; a mismatch aborts with
 // ErrThumbprintMismatch. Because a TLS 1.3 client finishes its handshake
 // before the server has judged the client's certificate, a Session exists
-// only once the initialize reply has arrived.
+// only once the initialize reply has arrived. Each handshake presents the
+// identity's current certificate, so a renewed one applies to new
+// connections while open ones keep theirs; results signed after a
+// renewal carry the new certificate, which the caller accepts as its
+// session peer's when name, role and key are the handshake's. Role key
+// usages are checked in both directions (signing.Trust.VerifyPeer), and
+// Endpoint.CloseRevoked ends the sessions of peers a new revocation list
+// names.
 //
 // # Framing
 //
@@ -58,7 +65,10 @@
 // Defaults (Config): 1 MiB per message, 64 concurrent requests per session
 // (more fail with mcp.CodeRateLimited), 4 streams per connection, 8
 // connections per peer, 5 s handshake+initialize, 30 s idle, 10 s per call
-// and per message write. Every wait of a caller is bounded by its context
+// and per message write. A stream without initialize 5 s after it opened
+// is closed, and so is a connection none of whose streams initialized;
+// a peer at its connection limit has its longest-silent idle connection
+// replaced by its new one instead of being refused. Every wait of a caller is bounded by its context
 // or CallTimeout, so a slow, silent or hostile peer cannot hang it;
 // cancelling a call sends notifications/cancelled, which cancels the
 // Provider's context on the callee. A send that local netfilter refuses

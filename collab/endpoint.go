@@ -3,6 +3,7 @@ package collab
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/d2dmesh/d2d/signing"
@@ -50,11 +52,11 @@ type Endpoint struct {
 
 	mu       sync.Mutex
 	closed   bool
-	sessions map[string]*Session     // client sessions by Peer.String()
-	dialing  map[string]*dialAttempt // in-progress dials, by the same key
-	retired  map[*Session]struct{}   // replaced sessions waiting for idle
-	conns    map[*quic.Conn]string   // served connections → peer name
-	perPeer  map[string]int          // served connections per peer name
+	sessions map[string]*Session        // client sessions by Peer.String()
+	dialing  map[string]*dialAttempt    // in-progress dials, by the same key
+	retired  map[*Session]struct{}      // replaced sessions waiting for idle
+	conns    map[*quic.Conn]*servedConn // served connections
+	perPeer  map[string]int             // served connections per peer name
 	served   map[*serverSession]struct{}
 
 	closeOnce sync.Once
@@ -88,7 +90,7 @@ func Listen(ctx context.Context, cfg Config) (*Endpoint, error) {
 		sessions: map[string]*Session{},
 		dialing:  map[string]*dialAttempt{},
 		retired:  map[*Session]struct{}{},
-		conns:    map[*quic.Conn]string{},
+		conns:    map[*quic.Conn]*servedConn{},
 		perPeer:  map[string]int{},
 		served:   map[*serverSession]struct{}{},
 	}
@@ -174,12 +176,22 @@ func (e *Endpoint) Close() error {
 	return err
 }
 
+// baseTLS presents the identity's current certificate at each handshake
+// (signing.Identity.Current): after a renewal new connections use the new
+// one, and connections already open keep theirs.
 func (e *Endpoint) baseTLS() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		MaxVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{e.cfg.Identity.TLSCertificate()},
-		NextProtos:   []string{ALPN},
+		MinVersion: tls.VersionTLS13,
+		MaxVersion: tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c := e.cfg.Identity.Current().TLSCertificate()
+			return &c, nil
+		},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c := e.cfg.Identity.Current().TLSCertificate()
+			return &c, nil
+		},
+		NextProtos: []string{ALPN},
 	}
 }
 
@@ -193,7 +205,7 @@ func (e *Endpoint) serverTLS() *tls.Config {
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("collab: no client certificate")
 		}
-		_, err := e.cfg.Trust.VerifyCert(cs.PeerCertificates[0].Raw)
+		_, err := e.cfg.Trust.VerifyPeer(cs.PeerCertificates[0].Raw, x509.ExtKeyUsageClientAuth)
 		return err
 	}
 	return c
@@ -212,7 +224,7 @@ func (e *Endpoint) clientTLS(p Peer, verified *signing.Peer) *tls.Config {
 			return &TLSError{Peer: p.String(), Reason: "tls: no certificate"}
 		}
 		der := cs.PeerCertificates[0].Raw
-		sp, err := e.cfg.Trust.VerifyCert(der)
+		sp, err := e.cfg.Trust.VerifyPeer(der, x509.ExtKeyUsageServerAuth)
 		if err != nil {
 			return &TLSError{Peer: p.String(), Reason: certReason(err), Err: err}
 		}
@@ -350,6 +362,22 @@ func (e *Endpoint) acceptLoop() {
 	}
 }
 
+// servedConn is one accepted connection, counted against its peer's
+// MaxSessionsPerPeer.
+type servedConn struct {
+	conn  *quic.Conn
+	peer  string
+	cert  *x509.Certificate
+	start time.Time
+	// last is when the peer last sent a request (unix ns), for choosing
+	// which connection a newer one replaces.
+	last atomic.Int64
+	// inited is set once a session on it has initialized.
+	inited atomic.Bool
+	// replaced: e.mu held; the connection no longer counts.
+	replaced bool
+}
+
 // serveConn authenticates a connection and serves each stream the peer
 // opens as an MCP session.
 func (e *Endpoint) serveConn(conn *quic.Conn) {
@@ -359,11 +387,13 @@ func (e *Endpoint) serveConn(conn *quic.Conn) {
 		conn.CloseWithError(codeProtocol, "no client certificate")
 		return
 	}
-	peer, err := e.cfg.Trust.VerifyCert(certs[0].Raw)
+	peer, err := e.cfg.Trust.VerifyPeer(certs[0].Raw, x509.ExtKeyUsageClientAuth)
 	if err != nil {
 		conn.CloseWithError(codeProtocol, "certificate rejected")
 		return
 	}
+	sc := &servedConn{conn: conn, peer: peer.Name, cert: peer.Cert, start: time.Now()}
+	sc.last.Store(sc.start.UnixNano())
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -371,22 +401,46 @@ func (e *Endpoint) serveConn(conn *quic.Conn) {
 		return
 	}
 	if e.perPeer[peer.Name] >= e.cfg.MaxSessionsPerPeer {
-		e.mu.Unlock()
-		e.log.Warn("too many sessions from peer", "peer", peer.Name)
-		conn.CloseWithError(codeTooMany, "too many sessions from this peer")
-		return
+		victim := e.replaceable(peer.Name)
+		if victim == nil {
+			e.mu.Unlock()
+			e.log.Warn("too many sessions from peer", "peer", peer.Name)
+			conn.CloseWithError(codeTooMany, "too many sessions from this peer")
+			return
+		}
+		// The peer proved again that it holds the key: a connection it
+		// left without closing (a killed process, a reboot) must not lock
+		// it out until the idle timeout.
+		victim.replaced = true
+		delete(e.conns, victim.conn)
+		e.perPeer[peer.Name]--
+		e.log.Info("new session replaces an idle one of the same peer", "peer", peer.Name,
+			"idle", time.Since(time.Unix(0, victim.last.Load())).Round(time.Millisecond))
+		go victim.conn.CloseWithError(codeReplaced, "replaced by a newer connection of the same identity")
 	}
 	e.perPeer[peer.Name]++
-	e.conns[conn] = peer.Name
+	e.conns[conn] = sc
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
-		delete(e.conns, conn)
-		if e.perPeer[peer.Name]--; e.perPeer[peer.Name] <= 0 {
-			delete(e.perPeer, peer.Name)
+		if !sc.replaced {
+			delete(e.conns, conn)
+			if e.perPeer[peer.Name]--; e.perPeer[peer.Name] <= 0 {
+				delete(e.perPeer, peer.Name)
+			}
 		}
 		e.mu.Unlock()
 	}()
+	// A connection that initializes no session within the handshake
+	// timeout is closed: a client that opens streams and never sends
+	// initialize must not hold a place in the per-peer limit.
+	initTimer := time.AfterFunc(e.cfg.HandshakeTimeout, func() {
+		if !sc.inited.Load() {
+			conn.CloseWithError(codeInitTimeout, "no initialize within the handshake timeout")
+		}
+	})
+	defer initTimer.Stop()
+	presented := e.cfg.Identity.Current().Thumbprint()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -399,12 +453,76 @@ func (e *Endpoint) serveConn(conn *quic.Conn) {
 		ss := newServerSession(e, st, st.SetWriteDeadline,
 			func() { st.CancelRead(streamCodeCancel) },
 			func(c quic.ApplicationErrorCode, m string) { conn.CloseWithError(c, m) }, *peer)
+		ss.presented = presented
+		ss.conn = sc
+		ss.onInit = func() { sc.inited.Store(true) }
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ss.run()
 		}()
 	}
+}
+
+// replaceable picks the connection of peer that a newer one may replace:
+// one that never initialized a session, else the one whose peer has been
+// silent longest, among those with no request in flight. nil if every
+// one is busy. e.mu is held.
+func (e *Endpoint) replaceable(peer string) *servedConn {
+	busy := map[*servedConn]bool{}
+	for ss := range e.served {
+		if ss.conn != nil && len(ss.sem) > 0 {
+			busy[ss.conn] = true
+		}
+	}
+	var best *servedConn
+	for _, sc := range e.conns {
+		if sc.peer != peer || busy[sc] {
+			continue
+		}
+		switch {
+		case best == nil:
+			best = sc
+		case !sc.inited.Load() && best.inited.Load():
+			best = sc
+		case sc.inited.Load() == best.inited.Load() && sc.last.Load() < best.last.Load():
+			best = sc
+		}
+	}
+	return best
+}
+
+// CloseRevoked closes every session, served or dialled, whose peer's
+// certificate is on the revocation list now in force
+// (signing.Trust.SetRevocations) and returns how many. A revoked peer is
+// refused at its next handshake anyway; this ends what it has open.
+func (e *Endpoint) CloseRevoked() int {
+	e.mu.Lock()
+	var conns []*quic.Conn
+	for c, sc := range e.conns {
+		if _, revoked := e.cfg.Trust.Revoked(sc.cert); revoked {
+			conns = append(conns, c)
+		}
+	}
+	var sessions []*Session
+	for _, s := range e.sessions {
+		if _, revoked := e.cfg.Trust.Revoked(s.remote.Cert); revoked {
+			sessions = append(sessions, s)
+		}
+	}
+	for s := range e.retired {
+		if _, revoked := e.cfg.Trust.Revoked(s.remote.Cert); revoked {
+			sessions = append(sessions, s)
+		}
+	}
+	e.mu.Unlock()
+	for _, c := range conns {
+		c.CloseWithError(codeRevoked, "certificate revoked")
+	}
+	for _, s := range sessions {
+		s.Close()
+	}
+	return len(conns) + len(sessions)
 }
 
 func deadlineFor(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {

@@ -48,6 +48,9 @@ const (
 	codeProtocol       quic.ApplicationErrorCode = 2
 	codeTooMany        quic.ApplicationErrorCode = 3
 	codeShutdown       quic.ApplicationErrorCode = 4
+	codeInitTimeout    quic.ApplicationErrorCode = 5
+	codeReplaced       quic.ApplicationErrorCode = 6
+	codeRevoked        quic.ApplicationErrorCode = 7
 	streamCodeCancel   quic.StreamErrorCode      = 0
 	streamCodeRejected quic.StreamErrorCode      = 3
 )

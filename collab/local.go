@@ -42,7 +42,7 @@ func (e *Endpoint) LocalCall(ctx context.Context, method, target string, args js
 	default:
 		return signing.Evidence{}, fmt.Errorf("collab: local %q: %w", method, errUnsupportedMethod)
 	}
-	_, parts, err := e.signedBody(result, method, target, args, session)
+	_, parts, err := e.signedBody(result, method, target, args, session, signing.Thumbprint{})
 	if err != nil {
 		return signing.Evidence{}, err
 	}

@@ -50,6 +50,15 @@ type serverSession struct {
 	errSem chan struct{} // bounds replyAsync
 	notes  chan note     // outgoing notifications, drained by one goroutine
 
+	// presented is the thumbprint of the certificate this endpoint
+	// presented when the session's connection was accepted: results
+	// signed with a later (renewed) certificate carry that certificate.
+	presented signing.Thumbprint
+	// onInit is called once when initialize succeeds.
+	onInit func()
+	// conn is the served connection, nil in the fuzz target.
+	conn *servedConn
+
 	mu       sync.Mutex
 	id       string
 	grant    grantSet
@@ -93,11 +102,26 @@ func newServerSession(e *Endpoint, st io.ReadWriteCloser, setWriteDeadline func(
 	return ss
 }
 
-// run serves the session until the stream or the endpoint closes.
+// errInitTimeout ends a session whose initialize did not arrive within
+// Config.HandshakeTimeout.
+var errInitTimeout = fmt.Errorf("collab: no initialize within the handshake timeout: %w", ErrTimeout)
+
+// run serves the session until the stream or the endpoint closes. A
+// session that is not initialized within the handshake timeout is closed.
 func (ss *serverSession) run() {
 	ss.e.mu.Lock()
 	ss.e.served[ss] = struct{}{}
 	ss.e.mu.Unlock()
+	initTimer := time.AfterFunc(ss.e.cfg.HandshakeTimeout, func() {
+		ss.mu.Lock()
+		inited := ss.grant != nil
+		ss.mu.Unlock()
+		if !inited {
+			ss.log.Debug("closing session without initialize", "timeout", ss.e.cfg.HandshakeTimeout)
+			ss.cancel(errInitTimeout)
+		}
+	})
+	defer initTimer.Stop()
 	ss.rpc = jsonrpc2.NewConn(ss.ctx, ss.ls, ss, jsonrpc2.SetLogger(discardLogger{}))
 	ss.wg.Add(1)
 	go ss.notifier()
@@ -154,6 +178,9 @@ func (ss *serverSession) notifier() {
 // only dispatches: notifications are handled inline (they never write),
 // requests in a goroutine bounded by MaxConcurrentCalls.
 func (ss *serverSession) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
+	if ss.conn != nil {
+		ss.conn.last.Store(time.Now().UnixNano())
+	}
 	if req.Notif {
 		ss.handleNotification(req)
 		return
@@ -318,7 +345,7 @@ func (ss *serverSession) dispatch(ctx context.Context, conn *jsonrpc2.Conn, req 
 		// Signed so that callers can pin the inventory (draft-yang-nmrg-
 		// mcp-nm-02 §4, tool shadowing); bound to method tools/list, no
 		// target, arguments {}.
-		r, err := ss.e.signResult(mcp.ListToolsResult{Tools: tools}, mcp.MethodToolsList, "", nil, ss.sessionID())
+		r, err := ss.e.signResultFor(ss.presented, mcp.ListToolsResult{Tools: tools}, mcp.MethodToolsList, "", nil, ss.sessionID())
 		return "", r, err
 	case mcp.MethodToolsCall:
 		p, err := params[mcp.CallToolParams](req)
@@ -505,6 +532,9 @@ func (ss *serverSession) negotiateWith(requested []string, tok *signing.Token) (
 	ss.grant = g
 	ss.token = st
 	ss.log.Debug("session initialized", "session", ss.id, "granted", g.list())
+	if ss.onInit != nil {
+		ss.onInit()
+	}
 	return ss.id, g, nil
 }
 
@@ -555,7 +585,7 @@ func (ss *serverSession) callTool(ctx context.Context, conn *jsonrpc2.Conn, g gr
 	if err != nil {
 		return nil, err
 	}
-	return ss.e.signResult(out, mcp.MethodToolsCall, p.Name, p.Arguments, ss.sessionID())
+	return ss.e.signResultFor(ss.presented, out, mcp.MethodToolsCall, p.Name, p.Arguments, ss.sessionID())
 }
 
 // redacted is res as this session may see it: without privacy-level-3
@@ -599,7 +629,7 @@ func (ss *serverSession) readResource(ctx context.Context, g grantSet, p mcp.Rea
 	if err != nil {
 		return nil, mcp.Errorf(mcp.CodeInvalidParams, "%v", err)
 	}
-	return ss.e.signResult(out, mcp.MethodResourcesRead, p.URI, args, ss.sessionID())
+	return ss.e.signResultFor(ss.presented, out, mcp.MethodResourcesRead, p.URI, args, ss.sessionID())
 }
 
 func (ss *serverSession) subscribe(g grantSet, uri string) (any, error) {
@@ -638,13 +668,20 @@ func (ss *serverSession) subscribe(g grantSet, uri string) (any, error) {
 // the reply object with the envelope in _meta[mcp.SignatureMetaKey]
 // (docs/ARCHITECTURE.md §3.3).
 func (e *Endpoint) signResult(result any, method, target string, args json.RawMessage, session string) (json.RawMessage, error) {
-	body, _, err := e.signedBody(result, method, target, args, session)
+	return e.signResultFor(signing.Thumbprint{}, result, method, target, args, session)
+}
+
+// signResultFor is signResult on a session whose connection was
+// authenticated with the certificate presented: the envelope leaves the
+// certificate out only when it is that one (zero: always).
+func (e *Endpoint) signResultFor(presented signing.Thumbprint, result any, method, target string, args json.RawMessage, session string) (json.RawMessage, error) {
+	body, _, err := e.signedBody(result, method, target, args, session, presented)
 	return body, err
 }
 
 // signedBody returns the reply JSON with the envelope added, the signed
 // result bytes and the envelope's error.
-func (e *Endpoint) signedBody(result any, method, target string, args json.RawMessage, session string) (json.RawMessage, signedParts, error) {
+func (e *Endpoint) signedBody(result any, method, target string, args json.RawMessage, session string, presented signing.Thumbprint) (json.RawMessage, signedParts, error) {
 	raw, err := json.Marshal(result)
 	if err != nil {
 		return nil, signedParts{}, fmt.Errorf("collab: encode result: %w", err)
@@ -673,9 +710,13 @@ func (e *Endpoint) signedBody(result any, method, target string, args json.RawMe
 	// On the wire the envelope leaves out the certificate: the caller
 	// holds it already, verified in the TLS handshake of this very
 	// session, and puts it back (Session.verifyFor). That halves a small
-	// result. Evidence stored in reports keeps it (signedParts.env).
+	// result. Evidence stored in reports keeps it (signedParts.env). After
+	// a renewal the signer's certificate is no longer the handshake's:
+	// then it travels.
 	wire := env
-	wire.Cert = nil
+	if presented.IsZero() || presented.Equal(env.KeyID) {
+		wire.Cert = nil
+	}
 	envJSON, err := json.Marshal(wire)
 	if err != nil {
 		return nil, signedParts{}, err

@@ -630,11 +630,21 @@ func (s *Session) verifyFor(ctx context.Context, raw json.RawMessage, method, ta
 	if err != nil {
 		return bad(err)
 	}
-	if !p.Thumbprint.Equal(s.remote.Thumbprint) {
+	if !s.samePeer(p) {
 		return bad(fmt.Errorf("%w: signed by %s, not by the session's peer %s", signing.ErrKeyIDMismatch, p.Name, s.remote.Name))
 	}
 	return signing.Evidence{Node: p.Name, Method: method, Target: target, Arguments: args,
 		Result: signed, Envelope: env, Via: "d2d"}, nil
+}
+
+// samePeer reports whether a result's signer is this session's peer: the
+// certificate of the handshake, or a renewal of it (same name, role and
+// key: renewal keeps the key, see signing.Identity.Renew).
+func (s *Session) samePeer(p *signing.Peer) bool {
+	if p.Thumbprint.Equal(s.remote.Thumbprint) {
+		return true
+	}
+	return p.Name == s.remote.Name && p.Role == s.remote.Role && p.PublicKey.Equal(s.remote.PublicKey)
 }
 
 // Subscribe asks the peer for notifications/resources/updated on uri and
