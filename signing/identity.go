@@ -87,7 +87,9 @@ func (o *IssueOptions) populate(now time.Time) error {
 		return fmt.Errorf("%w: unknown role %q (want device, controller, operator or ca)", ErrIdentity, o.Role)
 	}
 	if o.NotBefore.IsZero() {
-		o.NotBefore = now.Add(-backdate)
+		// At most a tenth of the lifetime, so that a short-lived
+		// certificate (tests, labs) is not mostly in the past.
+		o.NotBefore = now.Add(-min(backdate, o.Validity/10))
 	}
 	return nil
 }
@@ -164,6 +166,13 @@ func randomSerial() (*big.Int, error) {
 	}
 	return s.Add(s, big.NewInt(1)), nil
 }
+
+// ValidName reports whether name can be a node name: 1–253 letters,
+// digits, '-', '_' and '.', not starting with '.' or '-'.
+func ValidName(name string) error { return validName(name) }
+
+// KnownRole reports whether role is one a certificate can carry.
+func KnownRole(role string) bool { _, ok := roleUsages[role]; return ok }
 
 // validName accepts node names usable both as a DNS SAN and as a file
 // name: 1–253 characters of letters, digits, '-', '_' and '.', not
@@ -415,6 +424,15 @@ func readCert(file string) (*x509.Certificate, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: %s: %v", ErrIdentity, file, err)
 	}
 	return c, der, nil
+}
+
+// WriteCertificateFile writes a DER certificate as PEM, atomically, mode
+// 0644.
+func WriteCertificateFile(file string, der []byte) error {
+	if err := writeFileAtomic(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return fmt.Errorf("%w: %v", ErrIdentity, err)
+	}
+	return nil
 }
 
 // ReadCertificateFile reads a PEM (or DER) certificate file.
