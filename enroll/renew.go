@@ -61,6 +61,9 @@ type RenewerConfig struct {
 	// OnRevocations is called after a newer list is installed (the agent
 	// closes its sessions with peers it names).
 	OnRevocations func(*signing.RevocationList)
+	// OnRenew is called with each renewed identity (the agent advertises
+	// the new thumbprint).
+	OnRenew func(*signing.Identity)
 	// CallTimeout bounds each call to the service. If zero, 10s.
 	CallTimeout time.Duration
 	// Now is the clock. If nil, time.Now.
@@ -253,14 +256,16 @@ func (r *Renewer) Renew(ctx context.Context) error {
 	if _, err := r.cfg.Trust.VerifyCert(res.Certificate); err != nil {
 		return fmt.Errorf("enroll: renewed certificate: %w", err)
 	}
+	// On disk first: an agent restarted at any point after this starts
+	// with the newest certificate, which the running one then also uses.
+	if r.cfg.CertFile != "" {
+		if err := writeCertFile(r.cfg.CertFile, res.Certificate); err != nil {
+			r.log.Warn("writing the renewed certificate", "file", r.cfg.CertFile, "err", err)
+		}
+	}
 	next, err := cur.Renew(res.Certificate)
 	if err != nil {
 		return err
-	}
-	if r.cfg.CertFile != "" {
-		if err := writeCertFile(r.cfg.CertFile, next.CertDER); err != nil {
-			r.log.Warn("writing the renewed certificate", "file", r.cfg.CertFile, "err", err)
-		}
 	}
 	r.updateStatus(func(s *Status) {
 		s.Renewals++
@@ -269,6 +274,9 @@ func (r *Renewer) Renew(ctx context.Context) error {
 		s.ExpiryWarning = false
 	})
 	r.log.Info("certificate renewed", "thumbprint", next.Thumbprint().String(), "notAfter", next.Cert.NotAfter.UTC().Format(time.RFC3339))
+	if r.cfg.OnRenew != nil {
+		r.cfg.OnRenew(next)
+	}
 	return nil
 }
 

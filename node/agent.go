@@ -20,6 +20,7 @@ import (
 	"github.com/d2dmesh/d2d/collab"
 	"github.com/d2dmesh/d2d/device"
 	"github.com/d2dmesh/d2d/discovery"
+	"github.com/d2dmesh/d2d/enroll"
 	"github.com/d2dmesh/d2d/report"
 	"github.com/d2dmesh/d2d/signing"
 )
@@ -83,7 +84,8 @@ type Agent struct {
 	link    *discovery.LinkAgent
 	admin   *adminServer
 
-	pusher    *pusher // nil without a controller
+	pusher    *pusher         // nil without a controller
+	renewer   *enroll.Renewer // nil without a CA service
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
@@ -176,6 +178,9 @@ func New(ctx context.Context, cfg Config, opt Options) (a *Agent, err error) {
 		return nil, err
 	}
 
+	if err := a.startPKI(); err != nil {
+		return nil, err
+	}
 	push, fallback, err := a.controllerHooks(verifier)
 	if err != nil {
 		return nil, err
@@ -262,7 +267,7 @@ func (a *Agent) Advertisement(addr netip.Addr, gossipPort uint16) discovery.Adve
 		Node:         a.cfg.Node,
 		Endpoint:     netip.AddrPortFrom(addr, a.endpoint.Addr().Port()),
 		Capabilities: a.registry.Offered(),
-		Thumbprint:   a.id.Thumbprint(),
+		Thumbprint:   a.id.Current().Thumbprint(),
 		GossipPort:   gossipPort,
 	}
 }
@@ -336,6 +341,9 @@ func (a *Agent) Close() error {
 	err := fmt.Errorf("node: agent %s: %w", a.cfg.Node, net.ErrClosed)
 	a.closeOnce.Do(func() {
 		var errs []error
+		if a.renewer != nil {
+			errs = append(errs, ignoreClosed(a.renewer.Close()))
+		}
 		if a.pusher != nil {
 			a.pusher.close()
 		}

@@ -78,6 +78,18 @@ type PKIConfig struct {
 	// StateDir/pki/<node>.crt and .key.
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+	// Service is the CA service ("name@host:port", UDP; `d2d ca serve`
+	// listens on 9516). If set, the agent renews its certificate there at
+	// two thirds of its lifetime, without a restart, and fetches the
+	// revocation list every RevocationInterval. If empty, neither: the
+	// certificate expires and the list is only what Revocations holds.
+	Service string `yaml:"service"`
+	// Revocations is the revocation list file, loaded at start and
+	// rewritten as newer lists arrive. If empty, StateDir/pki/crl.pem.
+	Revocations string `yaml:"revocations"`
+	// RevocationInterval is how often the list is fetched: the longest a
+	// revoked peer stays accepted. If zero, 5m.
+	RevocationInterval time.Duration `yaml:"revocation_interval"`
 }
 
 // DiscoveryConfig configures neighbour discovery and membership.
@@ -210,6 +222,9 @@ func (c *Config) populate() error {
 	}
 	if c.PKI.Key == "" {
 		c.PKI.Key = filepath.Join(c.StateDir, "pki", c.Node+".key")
+	}
+	if c.PKI.Revocations == "" {
+		c.PKI.Revocations = filepath.Join(c.StateDir, "pki", "crl.pem")
 	}
 	switch c.Discovery.Mode {
 	case "":
