@@ -598,3 +598,25 @@ func (a *Authority) IssuedCertificates() ([]Issued, error) {
 	defer end()
 	return slices.Clone(a.state.Issued), nil
 }
+
+// IssueWithKey makes a key and a certificate for name on the CA's host
+// and records it (`d2d pki issue`, for labs: a real node makes its own
+// key and onboards or sends a request).
+func (a *Authority) IssueWithKey(name string, opt signing.IssueOptions) (*signing.Identity, error) {
+	if opt.Validity == 0 {
+		opt.Validity = a.cfg.Validity
+	}
+	id, err := a.ca.Issue(name, opt)
+	if err != nil {
+		return nil, err
+	}
+	end, err := a.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	if err := a.recordLocked(id.CertDER, "issue"); err != nil {
+		return nil, err
+	}
+	return id, nil
+}

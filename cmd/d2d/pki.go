@@ -13,7 +13,7 @@ import (
 
 func init() {
 	register(command{name: "pki init", summary: "create a domain CA (ca.crt, ca.key)", run: runPKIInit})
-	register(command{name: "pki issue", summary: "issue a short-lived device certificate", run: runPKIIssue})
+	register(command{name: "pki issue", summary: "issue a key and certificate on the CA host (labs; nodes use pki request or enroll)", run: runPKIIssue})
 	register(command{name: "pki show", summary: "print a certificate's subject, SAN, role, validity, thumbprint", run: runPKIShow})
 }
 
@@ -48,7 +48,7 @@ func runPKIIssue(_ context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "pki issue")
 	dir := fs.String("dir", "", "CA directory (required)")
 	name := fs.String("name", "", "node name, the certificate's DNS SAN (required)")
-	role := fs.String("role", signing.RoleDevice, "device, controller or operator")
+	role := fs.String("role", signing.RoleDevice, "device, controller, operator or ca")
 	validity := fs.Duration("validity", signing.DefaultCertValidity, "certificate lifetime")
 	out := fs.String("out", "", "output directory for NAME.crt and NAME.key (default: --dir)")
 	addrs := fs.String("addr", "", "comma-separated IP addresses to add as SANs")
@@ -69,11 +69,12 @@ func runPKIIssue(_ context.Context, env *cmdEnv, args []string) error {
 			opt.Addresses = append(opt.Addresses, ip)
 		}
 	}
-	ca, err := signing.LoadCA(*dir)
+	// Recorded by the authority, so that the CA service renews it.
+	a, err := openAuthority(env, *dir)
 	if err != nil {
 		return err
 	}
-	id, err := ca.Issue(*name, opt)
+	id, err := a.IssueWithKey(*name, opt)
 	if err != nil {
 		return err
 	}

@@ -55,8 +55,9 @@ func runReportVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	caFile := fs.String("ca", "", "domain CA certificate (PEM); required")
 	asJSON := fs.Bool("json", false, "print one JSON object per file")
 	atNow := fs.Bool("now", false, "check certificates at the current time instead of the report's creation time")
+	crlFile := fs.String("crl", "", "revocation list (PEM or DER X.509 CRL from the CA) to apply; see the rule in package signing")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: d2d report verify --ca ca.crt [--json] [--now] FILE...")
+		fmt.Fprintln(env.stderr, "usage: d2d report verify --ca ca.crt [--crl crl.pem] [--json] [--now] FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -69,6 +70,15 @@ func runReportVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	trust, err := signing.LoadTrust(*caFile)
 	if err != nil {
 		return err
+	}
+	if *crlFile != "" {
+		l, err := signing.LoadRevocationList(*crlFile)
+		if err != nil {
+			return err
+		}
+		if err := trust.SetRevocations(l); err != nil {
+			return err
+		}
 	}
 	var firstErr error
 	for _, file := range fs.Args() {
