@@ -3,6 +3,7 @@ package enroll_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -306,4 +307,27 @@ func TestRevokedNodeRefused(t *testing.T) {
 		t.Fatalf("callee's list: %+v", got)
 	}
 	checkRevokedEvidence(t, callee, revoked, witnessedAt)
+}
+
+// BenchmarkOnboard is one whole onboarding over loopback TCP: the
+// device's scrypt, SPAKE2+ on both sides, the CA's two durable writes
+// and its signature.
+func BenchmarkOnboard(b *testing.B) {
+	b.ReportAllocs()
+	a := newAuthority(b, enroll.AuthorityConfig{})
+	s := serve(b, a)
+	codes := make([]string, b.N)
+	for i := range b.N {
+		c, err := a.NewCode(fmt.Sprintf("n%d", i), enroll.CodeOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		codes[i] = c.Code
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := onboard(b, s, fmt.Sprintf("n%d", i), codes[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
