@@ -1,9 +1,12 @@
 package enroll
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,8 +67,10 @@ type Issued struct {
 	Role       string    `json:"role"`
 	NotAfter   time.Time `json:"notAfter"`
 	Thumbprint string    `json:"thumbprint"`
-	Via        string    `json:"via"` // "onboard", "renew", "sign"
-	At         time.Time `json:"at"`
+	// Key is the SHA-256 of the certified ed25519 public key, hex.
+	Key string    `json:"key"`
+	Via string    `json:"via"` // "onboard", "renew", "sign", "issue"
+	At  time.Time `json:"at"`
 }
 
 // revoked records one revocation.
@@ -476,9 +481,10 @@ func (a *Authority) recordLocked(der []byte, via string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrAuthority, err)
 	}
+	pub, _ := cert.PublicKey.(ed25519.PublicKey)
 	a.state.Issued = append(a.state.Issued, Issued{
 		Serial: cert.SerialNumber.Text(16), Node: cert.DNSNames[0], Role: roleOf(cert),
-		NotAfter: cert.NotAfter, Thumbprint: signing.ThumbprintOf(der).String(), Via: via, At: a.cfg.Now(),
+		NotAfter: cert.NotAfter, Thumbprint: signing.ThumbprintOf(der).String(), Key: keyHash(pub), Via: via, At: a.cfg.Now(),
 	})
 	return a.saveLocked()
 }
@@ -512,23 +518,48 @@ func (a *Authority) Sign(csr []byte, node, role string, validity time.Duration) 
 	return der, nil
 }
 
+func keyHash(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:])
+}
+
 // Renew issues a new certificate to an authenticated node for its
-// request, with the role of the newest certificate this authority issued
-// to it (a node cannot renew into another role).
+// request. The request's key must be the key of a certificate this
+// authority issued to the node that is neither expired nor revoked (a
+// renewal keeps the key), and the new certificate gets that
+// certificate's role: a node cannot renew into another role, and the
+// holder of a revoked key cannot renew at all, even before every peer has
+// the new list.
 func (a *Authority) Renew(node string, csr []byte) ([]byte, error) {
+	req, name, err := signing.ParseRequest(csr)
+	if err != nil {
+		return nil, err
+	}
+	if name != node {
+		return nil, fmt.Errorf("%w: request for %q from %q", ErrAuthority, name, node)
+	}
+	key := keyHash(req.PublicKey.(ed25519.PublicKey))
 	end, err := a.begin()
 	if err != nil {
 		return nil, err
 	}
 	defer end()
+	now := a.cfg.Now()
 	var last *Issued
 	for i := range a.state.Issued {
-		if is := &a.state.Issued[i]; is.Node == node && (last == nil || is.At.After(last.At)) {
+		is := &a.state.Issued[i]
+		if is.Node != node || is.Key != key || !now.Before(is.NotAfter) {
+			continue
+		}
+		if slices.ContainsFunc(a.state.Revoked, func(r revoked) bool { return r.Serial == is.Serial }) {
+			continue
+		}
+		if last == nil || is.At.After(last.At) {
 			last = is
 		}
 	}
 	if last == nil {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownNode, node)
+		return nil, fmt.Errorf("%w: no valid, unrevoked certificate of %q for this key", ErrUnknownNode, node)
 	}
 	der, err := a.ca.SignRequest(csr, node, signing.IssueOptions{Role: last.Role, Validity: a.cfg.Validity})
 	if err != nil {

@@ -197,8 +197,11 @@ func newAgent(t *testing.T, a *enroll.Authority, s *enroll.Service, name string,
 		Identity: ag.id, Trust: ag.trust, Endpoint: ag.endpoint, Service: s.Peer(),
 		CertFile:           filepath.Join(t.TempDir(), name+".crt"),
 		RevocationInterval: interval,
-		OnRevocations:      func(*signing.RevocationList) { ag.endpoint.CloseRevoked() },
-		Logger:             testLogger(t),
+		// Half the lifetime: seconds-long test certificates leave a
+		// loaded machine little slack at two thirds.
+		RenewAt:       0.5,
+		OnRevocations: func(*signing.RevocationList) { ag.endpoint.CloseRevoked() },
+		Logger:        testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -207,12 +210,12 @@ func newAgent(t *testing.T, a *enroll.Authority, s *enroll.Service, name string,
 	return ag
 }
 
-// TestThreeLifetimes: two agents with 2 s certificates renew in place for
+// TestThreeLifetimes: two agents with 5 s certificates renew in place for
 // three lifetimes while one calls the other every 20 ms on one session:
 // no call fails, the session stays the same, each renewal is used by new
 // handshakes.
 func TestThreeLifetimes(t *testing.T) {
-	const validity = 2 * time.Second
+	const validity = 5 * time.Second
 	a := newAuthority(t, enroll.AuthorityConfig{Validity: validity})
 	s := serve(t, a)
 	callee := newAgent(t, a, s, "P-2", time.Minute, true)
@@ -329,5 +332,39 @@ func BenchmarkOnboard(b *testing.B) {
 		if _, err := onboard(b, s, fmt.Sprintf("n%d", i), codes[i]); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRenewKeepsKeyAndRole: renewal is for the key and role of a valid,
+// unrevoked certificate; the holder of a revoked key, or of another key,
+// gets nothing.
+func TestRenewKeepsKeyAndRole(t *testing.T) {
+	a := newAuthority(t, enroll.AuthorityConfig{})
+	key, _ := signing.GenerateKey()
+	csr, _ := key.CertificateRequest("ctl")
+	if _, err := a.Sign(csr, "ctl", signing.RoleController, 0); err != nil {
+		t.Fatal(err)
+	}
+	der, err := a.Renew("ctl", csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := signing.NewIdentity(der, key)
+	if err != nil || id.Role != signing.RoleController {
+		t.Fatalf("renewed %v %v", id, err)
+	}
+	other, _ := signing.GenerateKey()
+	otherCSR, _ := other.CertificateRequest("ctl")
+	if _, err := a.Renew("ctl", otherCSR); !errors.Is(err, enroll.ErrUnknownNode) {
+		t.Errorf("renewal with another key: %v", err)
+	}
+	if _, err := a.Renew("PE-1", csr); err == nil {
+		t.Error("renewed a request for ctl as PE-1")
+	}
+	if _, _, err := a.Revoke(enroll.RevokeOptions{Node: "ctl"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Renew("ctl", csr); !errors.Is(err, enroll.ErrUnknownNode) {
+		t.Errorf("renewal of a revoked key: %v", err)
 	}
 }

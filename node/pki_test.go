@@ -17,12 +17,12 @@ import (
 )
 
 // TestAgentsRenewWithoutRestart: two agents onboarded with codes (their
-// keys made by themselves) and a CA service issuing 2 s certificates run
+// keys made by themselves) and a CA service issuing 5 s certificates run
 // for three lifetimes, calling each other all along: every call
 // succeeds, each agent renews in place and keeps its certificate file
 // current, and the agents stay the same processes (no restart).
 func TestAgentsRenewWithoutRestart(t *testing.T) {
-	const validity = 2 * time.Second
+	const validity = 5 * time.Second
 	dir := t.TempDir()
 	ca, err := signing.NewCA("test CA", 0)
 	if err != nil {
